@@ -1,0 +1,81 @@
+"""The `unisweep` command line.
+
+    unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
+
+Sweep subcommands (plan, run, resume, status, runs, report) join here as sweeps/ and analysis/ land.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+
+from unified import config as C
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise C.ConfigError(f"expected key=value, got {pair!r} (e.g. model.variant=vq-vq)")
+        out[key.strip()] = value
+    return out
+
+
+def build_config(preset: str, smoke: bool, overrides: dict[str, str]) -> C.ExperimentConfig:
+    cfg = C.preset(preset)
+    if smoke:
+        cfg = C.smoke(cfg)
+    return C.resolve(C.override(cfg, overrides))
+
+
+def _fmt(metrics: dict) -> str:
+    keys = [k for k in metrics if k.startswith("eval/")] + ["train/loss"]
+    return "  ".join(f"{k.removeprefix('eval/')}={metrics[k]:.4g}" for k in keys if k in metrics)
+
+
+def cmd_train(args) -> int:
+    from unified.train import train  # late: torch and transformers take seconds to import
+
+    cfg = build_config(args.preset, args.smoke, parse_overrides(args.overrides))
+    t0 = time.perf_counter()
+    print(f"training {cfg.model.variant} tasks={cfg.data.tasks} seed={cfg.seed} cell={C.cell_hash(cfg)}", flush=True)
+
+    def report(metrics, step, state=None):
+        if state is not None:
+            print(f"[{step:3d}%] {time.perf_counter() - t0:6.1f}s  {_fmt(metrics)}", flush=True)
+
+    final = train(cfg, report, cache_dir=args.cache_dir)
+    final["time/total_s"] = time.perf_counter() - t0
+    print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in final.items()}))
+    return 0
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train and evaluate one model (no Ray, no MLflow)")
+    p.add_argument("--preset", default="smartwatch-cpu", help=f"one of {', '.join(C.PRESETS)}")
+    p.add_argument("--smoke", action="store_true", help="shrink the preset to seconds")
+    p.add_argument("--cache-dir", default=None, help="stage-0 and dataset caches (default $UNISWEEP_CACHE "
+                                                      "or ~/.cache/unisweep)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config keys, e.g. model.variant=vq-vq")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except C.ConfigError as e:
+        print(f"unisweep: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

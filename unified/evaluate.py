@@ -1,0 +1,84 @@
+"""Evaluation at one point of training: the paper's VQA scores and judge-based generation scores.
+
+Understanding (PAPER.md §5): the first QA turn of each test item, greedy decoding, scored per question type
+and pooled into `eval/und/total`. Generation (DESIGN.md §2): generated images are decoded to pixels through
+the output space's frozen decoder and scored by the frozen judge against the attributes the prompt named
+(`eval/gen/attr_acc`), by a Fréchet distance to the real test images in the judge's feature space
+(`eval/gen/fd`), and in the output space itself (`eval/gen/feat_cos` or `eval/gen/token_acc`).
+Only the sides a run trained are scored: an understanding-only run has no generation metrics and vice versa.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from unified import metrics
+from unified.data.tasks import collate
+from unified.data.tokenizer import detokenize
+
+EVAL_BATCH = 128
+
+
+def _chunks(items, size):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@torch.no_grad()
+def evaluate_understanding(model, items, in_space, special, tokenizer, device) -> dict[str, float]:
+    answers = []
+    for chunk in _chunks(items, EVAL_BATCH):
+        batch = collate(chunk, special["<pad>"], side="left")
+        image = batch.pop("image")
+        batch = {k: v.to(device) for k, v in batch.items()}
+        batch["image_feats"] = in_space.test[image].to(device)  # [b, n_in, d_in]
+        answers += [detokenize(tokenizer, ids) for ids in model.generate_answers(batch, max_new_tokens=10)]
+    return metrics.und_scores(items, answers)
+
+
+@torch.no_grad()
+def generate_images(model, items, out_space, spaces, special, device) -> tuple[np.ndarray, torch.Tensor]:
+    """Pixels (uint8 [N, H, W, 3]) and raw outputs (features or codes) for generation prompts."""
+    pixels, raw = [], []
+    for chunk in _chunks(items, EVAL_BATCH):
+        batch = collate(chunk, special["<pad>"], side="left")
+        batch.pop("image")
+        out = model.generate_images({k: v.to(device) for k, v in batch.items()})
+        raw.append(out.cpu())
+        pixels.append(np.asarray(spaces.decode(out_space.kind, out.cpu())))
+    return np.concatenate(pixels), torch.cat(raw)
+
+
+@torch.no_grad()
+def evaluate_generation(model, items, out_space, spaces, pool, special, device) -> dict[str, float]:
+    pixels, raw = generate_images(model, items, out_space, spaces, special, device)
+    image = torch.tensor([it.image for it in items])
+    judge = spaces.judge
+    pred = {h: v.cpu().numpy() for h, v in judge.predict(torch.from_numpy(pixels)).items()}
+    labels = {h: np.array([it.labels[h] for it in items]) for h in items[0].labels}
+    mask = {h: np.array([it.mask[h] for it in items]) for h in items[0].mask}
+    real = torch.from_numpy(pool.images("test")[image.numpy()])
+    out = {
+        "eval/gen/attr_acc": metrics.attr_accuracy(pred, labels, mask),
+        "eval/gen/fd": metrics.frechet_distance(judge.features(torch.from_numpy(pixels)).cpu().numpy(),
+                                                judge.features(real).cpu().numpy()),
+    }
+    if out_space.kind == "vq":
+        out["eval/gen/token_acc"] = float((raw == out_space.codes_test[image]).float().mean())
+    else:
+        target = out_space.test[image]  # [N, n_out, d]
+        out["eval/gen/feat_cos"] = float(torch.nn.functional.cosine_similarity(raw, target, dim=-1).mean())
+    return out
+
+
+def evaluate(model, data, pool, spaces, in_space, out_space, cfg, special, tokenizer, device) -> dict[str, float]:
+    was_training = model.training
+    model.eval()
+    out: dict[str, float] = {}
+    if cfg.data.tasks != "generation":
+        out.update(evaluate_understanding(model, data.eval_und, in_space, special, tokenizer, device))
+    if cfg.data.tasks != "understanding":
+        out.update(evaluate_generation(model, data.eval_gen, out_space, spaces, pool, special, device))
+    model.train(was_training)
+    return out
