@@ -59,6 +59,11 @@ class VisionConfig:
     decoder_steps: int = 2000  # SigLIP-feature -> pixel decoder
     judge_steps: int = 1500
     stage0_batch: int = 64
+    vq_width: int = 128  # width of the VQ-VAE's Mixer encoder and decoder
+    decoder_width: int = 128  # width of the SigLIP-feature pixel decoder (a Mixer)
+    judge_width: int = 32  # channels of the judge's first conv stage (doubled after it)
+    judge_noise: float = 0.05  # std of pixel noise (in [-1, 1] units) while training the judge
+    judge_loss: float = 0.0  # weight of the judge-feature (perceptual) term in the VQ and decoder losses
     siglip_path: str = ""  # local checkpoint directories replace the stage-0 models at paper scale
     vq_path: str = ""
     decoder_path: str = ""

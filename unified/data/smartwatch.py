@@ -13,8 +13,20 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from unified.data.smartwatch_text import (  # noqa: F401  (the domain's text interface, re-exported)
-    ACKS, ATTRIBUTES, METRICS, caption, colour_name, default_freq, full_caption, generation, mentioned_heads,
-    question, truth, answer, vocabulary_texts, vqa_turns,
+    ACKS,
+    ATTRIBUTES,
+    METRICS,
+    answer,
+    caption,
+    colour_name,
+    default_freq,
+    full_caption,
+    generation,
+    mentioned_heads,
+    question,
+    truth,
+    vocabulary_texts,
+    vqa_turns,
 )
 
 WEATHERS = ("sunny", "cloudy", "raining")

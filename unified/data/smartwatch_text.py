@@ -160,12 +160,12 @@ def _clauses(rng, attrs, data_cfg, probs) -> tuple[str, list[str]]:
     return text, mentioned
 
 
-def caption(rng, attrs: dict, data_cfg, probs: dict[str, float]) -> tuple[str, str]:
-    """(question, caption): an opener plus the clauses drawn with `probs` (data.freq.caption)."""
+def caption(rng, attrs: dict, data_cfg, probs: dict[str, float]) -> tuple[str, str, list[str]]:
+    """(question, caption, mentioned attributes): an opener plus the clauses drawn with `probs` (data.freq.caption)."""
     q = CAPTION_QUESTIONS[int(rng.integers(len(CAPTION_QUESTIONS)))]
     opener = CAPTION_OPENERS[int(rng.integers(len(CAPTION_OPENERS)))]
-    clauses, _ = _clauses(rng, attrs, data_cfg, probs)
-    return q, opener + clauses + "."
+    clauses, mentioned = _clauses(rng, attrs, data_cfg, probs)
+    return q, opener + clauses + ".", mentioned
 
 
 def generation(rng, attrs: dict, data_cfg, probs: dict[str, float]) -> tuple[str, str, list[str]]:

@@ -11,7 +11,7 @@ import torch
 def to_pixels(images, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 [B, H, W, 3] (numpy or torch) -> float [B, 3, H, W] in [-1, 1], SigLIP's own normalisation
     (mean 0.5, std 0.5), so one convention serves our models and a pretrained SigLIP checkpoint."""
-    x = torch.as_tensor(np.asarray(images) if not isinstance(images, torch.Tensor) else images)
+    x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))  # a copy: pool arrays are read-only
     x = x.to(device) if device is not None else x
     return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # [B, 3, H, W]
 
@@ -19,19 +19,6 @@ def to_pixels(images, device: torch.device | str | None = None) -> torch.Tensor:
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
     """float [B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
     return x.add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).contiguous()
-
-
-def grid_to_tokens(x: torch.Tensor) -> torch.Tensor:
-    """[B, d, g, g] -> [B, g*g, d], row-major like ViT patch order."""
-    return x.flatten(2).transpose(1, 2)
-
-
-def tokens_to_grid(x: torch.Tensor) -> torch.Tensor:
-    """[B, n, d] -> [B, d, g, g] with g = sqrt(n)."""
-    b, n, d = x.shape
-    g = int(round(n ** 0.5))
-    assert g * g == n, f"{n} tokens do not form a square grid"
-    return x.transpose(1, 2).reshape(b, d, g, g)
 
 
 @torch.no_grad()

@@ -1,0 +1,112 @@
+"""Stage 0: the frozen visual spaces, their decoders, the judge, caching and checkpoint directories."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from unified.data.domains import get_domain
+from unified.vision import decoder, judge, siglip, vq
+from unified.vision.stage0 import build_spaces
+
+LAYOUT_HEADS = ("weather", "weather_pos", "battery_pos")  # the judge gate: >= 95 % on these
+
+
+def test_spaces_have_the_documented_shapes(spaces, smoke_cfg, pool):
+    v, n_train, n_test = smoke_cfg.vision, len(pool.images("train")), len(pool.images("test"))
+    n = (smoke_cfg.data.resolution // v.patch) ** 2
+    sig = spaces.space("siglip")
+    assert (sig.kind, sig.n_tokens, sig.dim) == ("siglip", n, v.siglip_dim)
+    assert sig.train.shape == (n_train, n, v.siglip_dim) and sig.test.shape == (n_test, n, v.siglip_dim)
+    assert sig.train.dtype == torch.float32 and sig.codes_train is None and sig.codebook is None
+    q = spaces.space("vq")
+    assert (q.kind, q.n_tokens, q.dim) == ("vq", n, v.vq_dim)
+    assert q.train.shape == (n_train, n, v.vq_dim) and q.test.shape == (n_test, n, v.vq_dim)
+    assert q.codes_train.shape == (n_train, n) and q.codes_test.shape == (n_test, n)
+    assert q.codes_train.dtype == torch.long and q.codebook.shape == (v.vq_codebook, v.vq_dim)
+    assert 0 <= q.codes_train.min() and q.codes_train.max() < v.vq_codebook
+    # the understanding input is the quantized latent: exactly the codebook row of each code
+    assert torch.equal(q.train, q.codebook[q.codes_train])
+    with pytest.raises(KeyError, match="valid: siglip, vq"):
+        spaces.space("clip")
+
+
+def test_decode_and_judge_interfaces(spaces, smoke_cfg, pool):
+    r = smoke_cfg.data.resolution
+    for name, x in (("siglip", spaces.space("siglip").test[:5]), ("vq", spaces.space("vq").codes_test[:5])):
+        images = spaces.decode(name, x)
+        assert images.shape == (5, r, r, 3) and images.dtype == torch.uint8
+    heads = get_domain(smoke_cfg.data.domain).judge_heads(smoke_cfg.data)
+    preds = spaces.judge.predict(pool.images("test")[:7])
+    assert set(preds) == set(heads)
+    for h, p in preds.items():
+        assert p.shape == (7,) and p.dtype == torch.long and 0 <= p.min() and p.max() < heads[h]
+    feats = spaces.judge.features(pool.images("test")[:7])
+    assert feats.ndim == 2 and feats.shape[0] == 7 and torch.isfinite(feats).all()
+
+
+def test_stage0_gates(spaces, smoke_cfg):
+    """Judge >= 95 % on layout heads; on VQ and SigLIP-decoder reconstructions it keeps >= 90 % of its
+    real-image accuracy on every head, so generation scores measure the model, not the decoders."""
+    q = spaces.quality
+    heads = get_domain(smoke_cfg.data.domain).judge_heads(smoke_cfg.data)
+    for h in heads:
+        real = q[f"stage0/judge/{h}"]
+        assert q[f"stage0/judge_vq/{h}"] >= 0.9 * real, (h, q)
+        assert q[f"stage0/judge_siglip/{h}"] >= 0.9 * real, (h, q)
+    for h in LAYOUT_HEADS:
+        assert q[f"stage0/judge/{h}"] >= 0.95, (h, q)
+    assert q["stage0/vq/code_usage"] > 0.2 and q["stage0/vq/mse"] < 0.05 and q["stage0/decoder/mse"] < 0.05
+
+
+def test_second_build_loads_from_cache(spaces, smoke_cfg, pool, tokenizer, cache_dir):
+    folders = sorted((cache_dir / "stage0").iterdir())
+    mtimes = {f: f.stat().st_mtime_ns for f in folders}
+    again = build_spaces(smoke_cfg, pool, tokenizer, cache_dir)
+    assert again.trained == ()
+    assert {f: f.stat().st_mtime_ns for f in sorted((cache_dir / "stage0").iterdir())} == mtimes
+    assert torch.equal(again.space("siglip").train, spaces.space("siglip").train)
+    assert torch.equal(again.space("vq").codes_test, spaces.space("vq").codes_test)
+    assert again.quality == spaces.quality
+
+
+def _tiny(cfg):
+    """The smoke config with a handful of steps: enough to exercise every code path in a second or two."""
+    v = dataclasses.replace(cfg.vision, siglip_steps=3, vq_steps=3, decoder_steps=3, judge_steps=3)
+    return dataclasses.replace(cfg, vision=v)
+
+
+def test_features_are_deterministic_for_a_data_seed(smoke_cfg, pool, tokenizer, tmp_path):
+    a = build_spaces(_tiny(smoke_cfg), pool, tokenizer, tmp_path / "a")
+    b = build_spaces(_tiny(smoke_cfg), pool, tokenizer, tmp_path / "b")
+    assert set(a.trained) == {"judge", "vq", "siglip", "decoder", "features"}
+    for name in ("siglip", "vq"):
+        assert torch.equal(a.space(name).train, b.space(name).train)
+        assert torch.equal(a.space(name).test, b.space(name).test)
+    assert torch.equal(a.space("vq").codes_train, b.space("vq").codes_train)
+    # a different vision setting is a different cache entry, and really changes the model
+    c = build_spaces(dataclasses.replace(_tiny(smoke_cfg), vision=dataclasses.replace(
+        _tiny(smoke_cfg).vision, siglip_steps=4)), pool, tokenizer, tmp_path / "a")
+    assert set(c.trained) == {"siglip", "decoder", "features"}
+    assert not torch.equal(a.space("siglip").train, c.space("siglip").train)
+
+
+def test_checkpoint_directories_round_trip(spaces, smoke_cfg, pool, tokenizer, tmp_path):
+    """Paper scale loads every part from a local directory: save ours, load them through the path settings."""
+    m = spaces.models
+    siglip.save_siglip(m["siglip"], tmp_path / "siglip")  # transformers save_pretrained
+    vq.save_vq(m["vq"], tmp_path / "vq")
+    decoder.save_decoder(m["decoder"], tmp_path / "decoder")
+    judge.save_judge(m["judge"], tmp_path / "judge")
+    v = dataclasses.replace(smoke_cfg.vision, **{f"{p}_path": str(tmp_path / p)
+                                                 for p in ("siglip", "vq", "decoder", "judge")})
+    loaded = build_spaces(dataclasses.replace(smoke_cfg, vision=v), pool, tokenizer, tmp_path / "cache")
+    assert loaded.trained == ("features",)  # nothing trained: every model came from its directory
+    for name in ("siglip", "vq"):
+        assert torch.allclose(loaded.space(name).test, spaces.space(name).test, atol=1e-5)
+    assert torch.equal(loaded.space("vq").codes_test, spaces.space("vq").codes_test)
+    for key, value in spaces.quality.items():
+        if key.startswith("stage0/judge"):
+            assert loaded.quality[key] == pytest.approx(value, abs=1e-6)
+    with pytest.raises(ValueError, match="expected 'vq'"):
+        vq.load_vq(tmp_path / "judge")

@@ -1,0 +1,98 @@
+"""The attribute judge: a small CNN on pixels with one classification head per domain judge head.
+
+Trained on real train images; scores generated images (`eval/gen/attr_acc`) and gives the feature space of
+the in-domain Fréchet distance (`features`, the penultimate layer). Checkpoint directory
+(`vision.judge_path`): see `unified.vision.checkpoint`, kind "judge" (constructor args include the heads).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unified.vision.checkpoint import load_module, save_module
+from unified.vision.features import to_pixels
+from unified.vision.fit import fit
+
+POOL_GRID = 4  # pool to a 4x4 grid, not to 1x1: corner positions must survive pooling
+
+
+class Judge(nn.Module):
+    def __init__(self, heads: dict[str, int], width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.init_args = dict(heads=dict(heads), width=width, feature_dim=feature_dim)
+        w = width
+        chans = [(3, w), (w, 2 * w), (2 * w, 2 * w)]  # stride-2 3x3 convs: 32 px -> 16 -> 8 -> 4
+        self.stages = nn.ModuleList(nn.Sequential(nn.Conv2d(i, o, 3, stride=2, padding=1), nn.GELU())
+                                    for i, o in chans)
+        self.pool = nn.AdaptiveAvgPool2d(POOL_GRID)
+        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(2 * w * POOL_GRID ** 2, feature_dim), nn.GELU())
+        self.heads = nn.ModuleDict({h: nn.Linear(feature_dim, k) for h, k in heads.items()})
+
+    def feature_maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
+        """float pixels [B, 3, H, W] -> the output of every conv stage (the perceptual loss compares these)."""
+        maps, x = [], pixels
+        for stage in self.stages:
+            x = stage(x)
+            maps.append(x)
+        return maps
+
+    def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        feats = self.neck(self.pool(self.feature_maps(pixels)[-1]))  # [B, feature_dim]
+        return feats, {h: head(feats) for h, head in self.heads.items()}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def predict(self, images, batch: int = 512) -> dict[str, torch.LongTensor]:
+        """uint8 images [B, H, W, 3] -> {head: class ids LongTensor [B]} on the judge's device."""
+        preds: dict[str, list[torch.Tensor]] = {h: [] for h in self.heads}
+        for i in range(0, len(images), batch):
+            _, logits = self(to_pixels(images[i:i + batch], self.device))
+            for h, lg in logits.items():
+                preds[h].append(lg.argmax(-1))
+        return {h: torch.cat(p) if p else torch.zeros(0, dtype=torch.long, device=self.device)
+                for h, p in preds.items()}
+
+    @torch.no_grad()
+    def features(self, images, batch: int = 512) -> torch.Tensor:
+        """uint8 images [B, H, W, 3] -> penultimate features [B, feature_dim] (for the Fréchet distance)."""
+        out = [self(to_pixels(images[i:i + batch], self.device))[0] for i in range(0, len(images), batch)]
+        return torch.cat(out) if out else torch.zeros(0, self.init_args["feature_dim"], device=self.device)
+
+
+def accuracy(judge: Judge, images, labels: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-head accuracy of the judge on images against integer labels."""
+    preds = judge.predict(images)
+    return {h: (preds[h].cpu() == torch.as_tensor(labels[h])).float().mean().item() for h in judge.heads}
+
+
+def train_judge(judge: Judge, images, labels: dict[str, torch.Tensor], vision_cfg, generator, device,
+                lr: float = 3e-3) -> dict[str, float]:
+    """Summed cross-entropy over the heads, with light pixel noise so the judge reads shapes and colours,
+    not the exact anti-aliasing of the renderer (decoded images are never pixel-exact)."""
+    judge.to(device).train()
+    pixels = to_pixels(images)
+    targets = {h: torch.as_tensor(labels[h], dtype=torch.long) for h in judge.heads}
+
+    def loss_fn(idx):
+        x = pixels[idx].to(device)
+        noise = torch.randn(x.shape, generator=generator).to(device)
+        _, logits = judge(x + vision_cfg.judge_noise * noise)
+        return sum(F.cross_entropy(logits[h], targets[h][idx].to(device)) for h in judge.heads)
+
+    stats = fit(judge.parameters(), loss_fn, len(pixels), vision_cfg.judge_steps, vision_cfg.stage0_batch, lr,
+                generator, name="judge")
+    judge.eval()
+    return stats
+
+
+def save_judge(judge: Judge, path) -> None:
+    save_module(judge, "judge", judge.init_args, path)
+
+
+def load_judge(path) -> Judge:
+    return load_module(path, "judge", Judge)
