@@ -52,18 +52,18 @@ class VisionConfig:
     patch: int = 8  # SigLIP patch size and VQ downsampling factor: (resolution / patch)^2 image tokens
     siglip_dim: int = 64  # width of our small SigLIP towers (paper: 768, siglip-base-patch16-224)
     siglip_layers: int = 2
-    siglip_steps: int = 1500
+    siglip_steps: int = 400
     vq_codebook: int = 512  # paper: 16384 (LlamaGen VQ-16)
     vq_dim: int = 8  # code dimension (paper: 8)
-    vq_steps: int = 3000
-    decoder_steps: int = 2000  # SigLIP-feature -> pixel decoder
-    judge_steps: int = 1500
+    vq_steps: int = 1000
+    decoder_steps: int = 800  # SigLIP-feature -> pixel decoder
+    judge_steps: int = 600
     stage0_batch: int = 64
-    vq_width: int = 128  # width of the VQ-VAE's Mixer encoder and decoder
+    vq_width: int = 64  # width of the VQ-VAE's Mixer encoder and decoder
     decoder_width: int = 128  # width of the SigLIP-feature pixel decoder (a Mixer)
     judge_width: int = 32  # channels of the judge's first conv stage (doubled after it)
-    judge_noise: float = 0.05  # std of pixel noise (in [-1, 1] units) while training the judge
-    judge_loss: float = 0.0  # weight of the judge-feature (perceptual) term in the VQ and decoder losses
+    judge_noise: float = 0.15  # std of pixel noise (in [-1, 1] units) while training the judge
+    judge_loss: float = 1.0  # weight of the judge-feature (perceptual) term in the VQ and decoder losses
     siglip_path: str = ""  # local checkpoint directories replace the stage-0 models at paper scale
     vq_path: str = ""
     decoder_path: str = ""
@@ -150,11 +150,12 @@ def preset(name: str) -> ExperimentConfig:
 def smoke(cfg: ExperimentConfig) -> ExperimentConfig:
     """Shrink any preset to seconds: tiny images, data, encoders, backbone and evaluation."""
     cfg = dataclasses.replace(cfg)
+    total = min(cfg.data.total_samples, 512) if cfg.data.total_samples else None
     cfg.data = dataclasses.replace(cfg.data, resolution=32, n_images=256, n_test=64, hands="h", battery_step=20,
-                                   battery_text=False, und_samples=256, gen_samples=256,
-                                   total_samples=min(cfg.data.total_samples or 256, 256) if cfg.data.total_samples else None)
+                                   battery_text=False, und_samples=256, gen_samples=256, total_samples=total)
     cfg.vision = dataclasses.replace(cfg.vision, patch=8, siglip_dim=32, siglip_layers=1, siglip_steps=60,
-                                     vq_codebook=64, vq_steps=80, decoder_steps=60, judge_steps=80,
+                                     vq_codebook=64, vq_steps=300, decoder_steps=200, judge_steps=600,
+                                     judge_noise=0.3, stage0_batch=32, vq_width=64, decoder_width=64,
                                      siglip_path="", vq_path="", decoder_path="", judge_path="")
     cfg.backbone = dataclasses.replace(cfg.backbone, size="tiny", path="")
     cfg.train = dataclasses.replace(cfg.train, steps=0, batch_size=32, eval_points=2, eval_items=16,

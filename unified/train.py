@@ -16,8 +16,8 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -170,7 +170,7 @@ class Trainer:
             self.optimizer.step()
             self.scheduler.step()
             for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
+                sums[k] = sums.get(k, 0.0) + float(v.detach())
             count += 1
 
             pct = (step + 1) * 100 // self.n_steps

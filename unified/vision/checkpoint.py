@@ -10,8 +10,8 @@ run needs. SigLIP uses transformers' own `save_pretrained` format instead.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file

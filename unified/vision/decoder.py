@@ -74,7 +74,7 @@ def reconstruction_loss(recon: torch.Tensor, target: torch.Tensor, judge=None, j
         with torch.no_grad():
             real = judge.feature_maps(target)
         fake = judge.feature_maps(recon)
-        loss = loss + judge_weight * sum(F.mse_loss(a, b) for a, b in zip(fake, real)) / len(real)
+        loss = loss + judge_weight * sum(F.mse_loss(a, b) for a, b in zip(fake, real, strict=True)) / len(real)
     return loss
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,7 +11,8 @@ import torch
 def to_pixels(images, device: torch.device | str | None = None) -> torch.Tensor:
     """uint8 [B, H, W, 3] (numpy or torch) -> float [B, 3, H, W] in [-1, 1], SigLIP's own normalisation
     (mean 0.5, std 0.5), so one convention serves our models and a pretrained SigLIP checkpoint."""
-    x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))  # a copy: pool arrays are read-only
+    # torch.tensor copies: the pool's arrays are read-only views of Arrow memory
+    x = images if isinstance(images, torch.Tensor) else torch.tensor(np.asarray(images))
     x = x.to(device) if device is not None else x
     return x.permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # [B, 3, H, W]
 
@@ -28,7 +29,7 @@ def encode_all(encode: Callable[[torch.Tensor], torch.Tensor | tuple], images, d
     for i in range(0, len(images), batch):
         out = encode(to_pixels(images[i:i + batch], device))
         outs.append(tuple(o.cpu() for o in out) if isinstance(out, tuple) else (out.cpu(),))
-    cat = tuple(torch.cat(parts) for parts in zip(*outs))
+    cat = tuple(torch.cat(parts) for parts in zip(*outs, strict=True))
     return cat if len(cat) > 1 else cat[0]
 
 

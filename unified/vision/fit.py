@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 
@@ -37,8 +37,7 @@ def fit(params: Iterable[torch.nn.Parameter], loss_fn: Callable[[torch.Tensor], 
         sched.step()
         if step >= steps - max(1, steps // 10):
             tail.append(loss.item())
-    seconds = time.perf_counter() - t0
+    seconds, final = time.perf_counter() - t0, sum(tail) / max(1, len(tail))
     if name:
-        print(f"stage0: trained {name} for {steps} steps in {seconds:.1f} s (final loss {sum(tail) / max(1, len(tail)):.4f})",
-              flush=True)
-    return {"loss": sum(tail) / max(1, len(tail)), "seconds": seconds}
+        print(f"stage0: trained {name} for {steps} steps in {seconds:.1f} s (final loss {final:.4f})", flush=True)
+    return {"loss": final, "seconds": seconds}

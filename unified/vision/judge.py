@@ -27,7 +27,7 @@ class Judge(nn.Module):
         self.stages = nn.ModuleList(nn.Sequential(nn.Conv2d(i, o, 3, stride=2, padding=1), nn.GELU())
                                     for i, o in chans)
         self.pool = nn.AdaptiveAvgPool2d(POOL_GRID)
-        self.neck = nn.Sequential(nn.Flatten(), nn.Linear(2 * w * POOL_GRID ** 2, feature_dim), nn.GELU())
+        self.neck = nn.Sequential(nn.Linear(2 * w * (POOL_GRID ** 2 + 1) + w + 2 * w, feature_dim), nn.GELU())
         self.heads = nn.ModuleDict({h: nn.Linear(feature_dim, k) for h, k in heads.items()})
 
     def feature_maps(self, pixels: torch.Tensor) -> list[torch.Tensor]:
@@ -39,7 +39,12 @@ class Judge(nn.Module):
         return maps
 
     def forward(self, pixels: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        feats = self.neck(self.pool(self.feature_maps(pixels)[-1]))  # [B, feature_dim]
+        maps = self.feature_maps(pixels)
+        # where things are (a coarse grid of the last stage) and what is anywhere (a global max of every stage:
+        # icon colours, fill levels, hands), so small icons are recognised wherever they sit
+        x = maps[-1]  # [B, c, h, w]
+        pooled = torch.cat([self.pool(x).flatten(1)] + [m.amax(dim=(2, 3)) for m in maps], dim=1)
+        feats = self.neck(pooled)  # [B, feature_dim]
         return feats, {h: head(feats) for h, head in self.heads.items()}
 
     @property

@@ -11,6 +11,8 @@ CLS (SigLIP has none), `[N, (res/patch)^2, dim]`; with a one-layer tower, the la
 
 from __future__ import annotations
 
+import math
+
 import torch
 from transformers import SiglipConfig, SiglipModel
 
@@ -30,7 +32,11 @@ def build_siglip(vision_cfg, resolution: int, tokenizer) -> SiglipModel:
                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id)
     vision = dict(common, image_size=resolution, patch_size=vision_cfg.patch)
-    return SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    model = SiglipModel(SiglipConfig(text_config=text, vision_config=vision))
+    with torch.no_grad():  # the SigLIP paper's init, t' = log 10 and b = -10 (transformers leaves them at 0)
+        model.logit_scale.fill_(math.log(10.0))
+        model.logit_bias.fill_(-10.0)
+    return model
 
 
 def tokenize_captions(tokenizer, captions: list[str]) -> torch.Tensor:

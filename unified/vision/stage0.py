@@ -18,8 +18,8 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -81,7 +81,7 @@ class VisualSpaces:
         out = [to_uint8(run(x[i:i + batch].to(device))) for i in range(0, len(x), batch)]
         return torch.cat(out).to(x.device)
 
-    def to(self, device) -> "VisualSpaces":
+    def to(self, device) -> VisualSpaces:
         for m in self.models.values():
             m.to(device)
         return self
@@ -120,13 +120,13 @@ def _part_keys(cfg, pool, tokenizer) -> dict[str, dict]:
         width=v.judge_width, noise=v.judge_noise)
     perceptual = {"judge_loss": v.judge_loss, "judge": stable_hash(judge) if v.judge_loss else None}
     vq = {"path": v.vq_path} if v.vq_path else dict(
-        base, perceptual, part="vq", patch=v.patch, codebook=v.vq_codebook, dim=v.vq_dim, steps=v.vq_steps,
+        base, **perceptual, part="vq", patch=v.patch, codebook=v.vq_codebook, dim=v.vq_dim, steps=v.vq_steps,
         width=v.vq_width)
     siglip = {"path": v.siglip_path} if v.siglip_path else dict(
         base, part="siglip", patch=v.patch, dim=v.siglip_dim, layers=v.siglip_layers, steps=v.siglip_steps,
         vocab=stable_hash(sorted(tokenizer.get_vocab().items())))
     decoder = {"path": v.decoder_path} if v.decoder_path else dict(
-        base, perceptual, part="decoder", siglip=stable_hash(siglip), steps=v.decoder_steps, width=v.decoder_width)
+        base, **perceptual, part="decoder", siglip=stable_hash(siglip), steps=v.decoder_steps, width=v.decoder_width)
     return {"judge": judge, "vq": vq, "siglip": siglip, "decoder": decoder}
 
 
