@@ -39,9 +39,9 @@ def _fmt(metrics: dict) -> str:
 
 
 def cmd_train(args) -> int:
+    cfg = build_config(args.preset, args.smoke, parse_overrides(args.overrides))  # errors before slow imports
     from unified.train import train  # late: torch and transformers take seconds to import
 
-    cfg = build_config(args.preset, args.smoke, parse_overrides(args.overrides))
     t0 = time.perf_counter()
     print(f"training {cfg.model.variant} tasks={cfg.data.tasks} seed={cfg.seed} cell={C.cell_hash(cfg)}", flush=True)
 

@@ -7,6 +7,7 @@ import torch
 
 from unified.data.domains import get_domain
 from unified.vision import decoder, judge, siglip, vq
+from unified.vision.features import to_uint8
 from unified.vision.stage0 import build_spaces
 
 LAYOUT_HEADS = ("weather", "weather_pos", "battery_pos")  # the judge gate: >= 95 % on these
@@ -114,3 +115,15 @@ def test_checkpoint_directories_round_trip(spaces, smoke_cfg, pool, tokenizer, t
             assert loaded.quality[key] == pytest.approx(value, abs=1e-6)
     with pytest.raises(ValueError, match="expected 'vq'"):
         vq.load_vq(tmp_path / "judge")
+
+
+def test_siglip_space_is_whitened_and_decodes_through_the_inverse(spaces):
+    s = spaces.space("siglip")
+    flat = s.train.flatten(0, 1).double()  # [N * n, d]
+    assert flat.mean(0).abs().max() < 1e-3
+    cov = torch.cov(flat.T)
+    assert torch.allclose(cov, torch.eye(cov.shape[0], dtype=cov.dtype), atol=1e-2)
+    raw = spaces.siglip_whitening.inverse(s.test[:4])
+    assert torch.allclose(spaces.siglip_whitening(raw), s.test[:4], atol=1e-4)
+    direct = spaces.models["decoder"](raw)  # the decoder was trained on raw features
+    assert torch.equal(spaces.decode("siglip", s.test[:4]), to_uint8(direct))

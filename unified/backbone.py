@@ -9,6 +9,7 @@ import torch
 from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
 
 from unified.config import BackboneConfig
+from unified.quiet import no_progress_bars
 
 # One dial per scale step: name -> (hidden, layers, heads, kv_heads, intermediate). Width doubles per step,
 # head width stays 32 and the MLP is 2x wide; base uses grouped-query attention as Llama-family models do.
@@ -49,7 +50,8 @@ def build_backbone(bcfg: BackboneConfig, vocab_size: int, max_positions: int) ->
     itself. `max_positions` then comes from the checkpoint's own config.
     """
     if bcfg.path:
-        model = AutoModelForCausalLM.from_pretrained(bcfg.path, local_files_only=True, dtype=torch.float32)
+        with no_progress_bars():
+            model = AutoModelForCausalLM.from_pretrained(bcfg.path, local_files_only=True, dtype=torch.float32)
         if model.get_input_embeddings().num_embeddings != vocab_size:
             model.resize_token_embeddings(vocab_size)
         return model

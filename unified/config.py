@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import types
@@ -37,12 +38,12 @@ class DataConfig:
     battery_step: int = 20  # battery levels are multiples of this (paper: 1, i.e. 0..100)
     battery_text: bool = False  # draw "NN%" beside the bar (paper: yes; unreadable below 64 px)
     tasks: str = "mixed"  # mixed | understanding | generation
-    und_samples: int = 4000  # understanding samples (vqa + caption) in the budget
-    gen_samples: int = 4000  # generation samples in the budget
+    und_samples: int = 24000  # understanding samples (vqa + caption) in the budget; images cycle, texts are fresh
+    gen_samples: int = 12000  # generation samples in the budget (paper: half the understanding count)
     gen_ratio: float | None = None  # if set: gen_samples = ratio * und_samples, or a split of total_samples
     total_samples: int | None = None  # with gen_ratio: und + gen = total (mix varies at a fixed total)
     mix_mode: str = "added"  # added: single-task arms keep only their own samples; replace: every arm gets und+gen
-    caption_share: float = 0.5  # share of understanding samples that are captions (paper: 60k vqa + 60k caption)
+    caption_share: float = 0.25  # share of understanding samples that are captions (paper: 0.5, 60k + 60k)
     extra_turn_p: float = 0.4  # probability of each extra VQA turn, up to 3 (paper: 0.4)
     freq: dict = field(default_factory=dict)  # {task: {attribute: p}} overrides of the domain's defaults
 
@@ -84,7 +85,7 @@ class ModelConfig:
 
 @dataclass
 class BackboneConfig:
-    size: str = "small"  # tiny | small | base: the model-scale axis (widths in unified/backbone.py)
+    size: str = "tiny"  # tiny | small | base: the model-scale axis (widths in unified/backbone.py)
     path: str = ""  # a local causal-LM checkpoint directory; overrides size
 
 
@@ -128,7 +129,7 @@ def _smartwatch_paper() -> ExperimentConfig:
     # ten evenly spaced checkpoints, batch 393. Encoders and LLM come from local checkpoint directories.
     cfg = ExperimentConfig()
     cfg.data = DataConfig(resolution=224, n_images=60000, n_test=2000, hands="hms", battery_step=1,
-                          battery_text=True, und_samples=120000, gen_samples=60000)
+                          battery_text=True, und_samples=120000, gen_samples=60000, caption_share=0.5)
     cfg.vision = VisionConfig(patch=16, siglip_dim=768, siglip_layers=12, vq_codebook=16384)
     cfg.backbone = BackboneConfig(size="base")
     cfg.train = TrainConfig(batch_size=393, lr=2e-4, eval_points=10, eval_items=500, gen_eval_items=500)
@@ -229,13 +230,18 @@ def _set(cfg: ExperimentConfig, key: str, value) -> None:
         if name not in fields:
             raise ConfigError(f"unknown key {key!r}{_nearest(key, valid_keys(cfg))}")
         if i == len(parts) - 1:
-            hint = typing.get_type_hints(type(obj))[name]
+            hint = _type_hints(type(obj))[name]
             if dataclasses.is_dataclass(getattr(obj, name)):
                 raise ConfigError(f"{key!r} is a section, not a value; set one of its keys, e.g. "
                                   f"{key}.{dataclasses.fields(getattr(obj, name))[0].name}")
             setattr(obj, name, _coerce(key, value, hint))
         else:
             obj = getattr(obj, name)
+
+
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls) -> dict:
+    return typing.get_type_hints(cls)  # costly (it evaluates the annotations); configs are built by the thousand
 
 
 def _coerce(key: str, value, hint):

@@ -27,6 +27,7 @@ from unified.data.tasks import build_samples
 from unified.data.tokenizer import build_tokenizer, special_ids
 from unified.evaluate import evaluate
 from unified.model import build_model
+from unified.vision.features import pick_device
 from unified.vision.stage0 import build_spaces
 
 Report = Callable[..., None]
@@ -38,12 +39,6 @@ class DivergenceError(RuntimeError):
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("UNISWEEP_CACHE") or Path.home() / ".cache" / "unisweep")
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def eval_percents(n_points: int) -> list[int]:

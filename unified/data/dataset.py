@@ -19,6 +19,7 @@ from datasets import Array3D, Dataset, Features, Value, load_from_disk
 
 from unified.config import stable_hash
 from unified.data.domains import get_domain
+from unified.quiet import no_progress_bars
 
 IMAGE_FIELDS = ("domain", "resolution", "n_images", "n_test", "seed", "hands", "battery_step", "battery_text")
 SPLITS = ("train", "test")
@@ -89,8 +90,9 @@ def load_pool(data_cfg, cache_dir: str | Path) -> ImagePool:
     if not final.exists():
         train_seq, test_seq = np.random.SeedSequence(data_cfg.seed).spawn(2)  # disjoint streams
         tmp = root / f".tmp-{key}-{uuid.uuid4().hex}"
-        _render_split(data_cfg, train_seq, data_cfg.n_images).save_to_disk(str(tmp / "train"))
-        _render_split(data_cfg, test_seq, data_cfg.n_test).save_to_disk(str(tmp / "test"))
+        with no_progress_bars():
+            _render_split(data_cfg, train_seq, data_cfg.n_images).save_to_disk(str(tmp / "train"))
+            _render_split(data_cfg, test_seq, data_cfg.n_test).save_to_disk(str(tmp / "test"))
         try:
             os.replace(tmp, final)
             rendered = True

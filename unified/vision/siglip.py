@@ -16,6 +16,7 @@ import math
 import torch
 from transformers import SiglipConfig, SiglipModel
 
+from unified.quiet import no_progress_bars
 from unified.vision.features import to_pixels
 from unified.vision.fit import fit
 
@@ -94,8 +95,10 @@ def retrieval_accuracy(model: SiglipModel, images, caption_ids: torch.Tensor, de
 
 
 def save_siglip(model: SiglipModel, path) -> None:
-    model.save_pretrained(str(path))
+    with no_progress_bars():
+        model.save_pretrained(str(path))
 
 
 def load_siglip(path) -> SiglipModel:
-    return SiglipModel.from_pretrained(str(path), local_files_only=True).eval()
+    with no_progress_bars():
+        return SiglipModel.from_pretrained(str(path), local_files_only=True).eval()

@@ -6,6 +6,7 @@ determines it (the pool's key, its vision settings, the parts it depends on, `ST
 features and quality numbers of a set of parts live in `<cache_dir>/stage0/features-<hash>/`. Folders are
 written to a temporary sibling and `os.replace`d into place, so concurrent trials never see half a cache.
 All randomness comes from `data.seed`. A training step never runs a frozen encoder: it reads `space(name)`.
+The SigLIP space is served PCA-whitened (features.Whitening, fitted on the train features; `decode` undoes it).
 
 At smartwatch-cpu size (4000 images, 32 px) the whole build takes about 3 minutes on one core.
 """
@@ -30,7 +31,7 @@ from unified.vision import decoder as dec
 from unified.vision import judge as jdg
 from unified.vision import siglip as sgl
 from unified.vision import vq as vqm
-from unified.vision.features import encode_all, pick_device, to_uint8
+from unified.vision.features import Whitening, encode_all, pick_device, to_uint8
 
 STAGE0_VERSION = 1  # bump when a change to this package changes what a cached part would contain
 SEED_OFFSETS = {"judge": 1, "vq": 2, "siglip": 3, "decoder": 4}  # one independent stream per part
@@ -52,8 +53,9 @@ class VisualSpaces:
     """The frozen spaces of one dataset, their decoders to pixels, the judge and stage-0 quality numbers."""
 
     def __init__(self, models: dict[str, torch.nn.Module], spaces: dict[str, Space], quality: dict[str, float],
-                 trained: tuple[str, ...], build_seconds: dict[str, float]):
+                 trained: tuple[str, ...], build_seconds: dict[str, float], siglip_whitening: Whitening):
         self.models = models
+        self.siglip_whitening = siglip_whitening  # the SigLIP space is whitened; decoding undoes it
         self.judge: jdg.Judge = models["judge"]
         self.quality = quality
         self.trained = trained  # parts trained by this call (empty when everything came from the cache)
@@ -71,7 +73,7 @@ class VisualSpaces:
         on the device of `x`."""
         if name == "siglip":
             model = self.models["decoder"]
-            run = model
+            run = lambda feats: model(self.siglip_whitening.inverse(feats.float()))
         elif name == "vq":
             model = self.models["vq"]
             run = model.decode_codes
@@ -209,9 +211,10 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
         trained.append("features")
     tensors = load_file(str(folder / "features.safetensors"))
     quality = json.loads((folder / "quality.json").read_text())
+    white = Whitening(tensors["siglip_train"])
     spaces = {
         "siglip": Space("siglip", tensors["siglip_train"].shape[1], tensors["siglip_train"].shape[2],
-                        tensors["siglip_train"], tensors["siglip_test"]),
+                        white(tensors["siglip_train"]), white(tensors["siglip_test"])),
         "vq": Space("vq", tensors["vq_train"].shape[1], tensors["vq_train"].shape[2], tensors["vq_train"],
                     tensors["vq_test"], tensors["codes_train"], tensors["codes_test"], tensors["codebook"]),
     }
@@ -219,7 +222,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
         total = sum(seconds.get(p, 0.0) for p in trained)
         print(f"stage0: built {', '.join(trained)} in {total:.0f} s; quality "
               + ", ".join(f"{k.removeprefix('stage0/')} {v:.3f}" for k, v in quality.items()), flush=True)
-    return VisualSpaces(models, spaces, quality, tuple(trained), seconds)
+    return VisualSpaces(models, spaces, quality, tuple(trained), seconds, white)
 
 
 def _encode_siglip(model, images, device) -> torch.Tensor:

@@ -1,0 +1,562 @@
+"""Sweep spec: one YAML file -> a validated `SweepSpec`, and the trials (cell x seed) it stands for.
+
+Every mistake is a `SpecError` raised at load time, before anything launches, and names its YAML path
+(`grid.model.varient: unknown key ... (did you mean model.variant?)`). Values are checked by unified/config.py
+itself: each key is applied to the preset and every cell's config is resolved.
+
+    name: mutual_benefit                 # [A-Za-z0-9_.-]+; names the MLflow parent run and every trial
+    description: Finding 1, mixed vs task-specific training.
+    base: smartwatch-cpu                 # a preset of unified.config.PRESETS
+    overrides: {train.eval_points: 4}    # dotted config keys applied to the preset
+    seeds: [0, 1, 2]
+    grid:                                # product of axes ...
+      data.tasks: [mixed, understanding, generation]
+      zip:                               # ... and zip groups: the axes of one group move together
+        - model.variant: [siglip-siglip, vq-vq]
+          model.alpha: [1.0, 0.2]        # same length as every other axis of its group
+    search:                              # optional: Optuna; one study per grid cell, seeds[0] only
+      space:
+        data.gen_ratio: {uniform: [0.0, 2.0]}   # also loguniform: [lo, hi], int: [lo, hi], choice: [a, b]
+      metric: eval/und/total             # or a list, with a list of modes of the same length
+      mode: max
+      num_samples: 16
+      seed: 0                            # the sampler's seed
+      asha: {grace_period: 1, reduction_factor: 2}   # single metric only; counted in eval reports
+    resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0, execution: auto}
+    tracking: {uri: sqlite:///mlflow.db, experiment: unisweep}  # default: sweeps.tracking.default_tracking_uri()
+    storage: ray_results                 # Ray results and shared caches
+    smoke: {seeds: [0], train.steps: 4}  # with --smoke: its seeds (if given) replace `seeds`; its dotted
+                                         # keys apply on top of unified.config.smoke
+
+Config of a trial, in this order: preset -> `overrides` -> (with --smoke: `unified.config.smoke` -> `smoke`)
+-> the grid point -> the seed. Grid axes come last, so a smoke sweep keeps every cell of the real one; a grid
+axis may not also appear in `overrides` or `smoke` (it would be overwritten silently). Relative paths in
+`tracking.uri` (sqlite) and `storage` resolve against the current directory and are stored absolute, because
+Ray runs trials in other directories (PLATFORM.md §4).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import math
+import os
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from unified import config as C
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
+DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
+MODES = ("max", "min")
+EXECUTIONS = ("auto", "train")
+TRAIN_DRIVER_CPU = 0.1  # the Tune trial that only drives a TorchTrainer (PLATFORM.md §4: must be > 0)
+
+
+class SpecError(C.ConfigError):
+    """A bad sweep spec; the message starts with the YAML path of the offending value."""
+
+    def __init__(self, path: str, message: str):
+        self.path, self.message = path, message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+@dataclass
+class Distribution:
+    kind: str  # uniform | loguniform | int | choice
+    args: list  # [lo, hi] or the choices
+
+
+@dataclass
+class Asha:
+    grace_period: int = 1  # eval reports a trial runs before it can be stopped
+    reduction_factor: int = 2
+
+
+@dataclass
+class Search:
+    space: dict[str, Distribution]
+    metric: list[str]
+    mode: list[str]
+    num_samples: int
+    seed: int = 0
+    asha: Asha | None = None
+
+
+@dataclass
+class Resources:
+    workers_per_trial: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    execution: str = "auto"  # auto: one-worker trials run in the Tune trial process; train: always Ray Train
+
+
+@dataclass
+class Tracking:
+    uri: str  # absolute
+    experiment: str = "unisweep"
+
+
+@dataclass
+class SweepSpec:
+    name: str
+    base: str
+    description: str = ""
+    overrides: dict[str, typing.Any] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=lambda: [0])
+    axes: dict[str, list] = field(default_factory=dict)  # independent grid axes
+    zips: list[dict[str, list]] = field(default_factory=list)  # groups of axes that move together
+    search: Search | None = None
+    resources: Resources = field(default_factory=Resources)
+    tracking: Tracking | None = None
+    storage: str = ""  # absolute
+    smoke: dict[str, typing.Any] = field(default_factory=dict)  # dotted keys only
+    smoke_seeds: list[int] | None = None  # `smoke.seeds`: fewer seeds keep a smoke sweep short
+
+    def seeds_for(self, smoke: bool) -> list[int]:
+        return self.smoke_seeds if smoke and self.smoke_seeds else self.seeds
+
+    def axis_keys(self) -> list[str]:
+        return list(self.axes) + [k for group in self.zips for k in group]
+
+
+@dataclass
+class Trial:
+    cell: str  # unified.config.cell_hash(config)
+    seed: int
+    overrides: dict[str, typing.Any]  # the grid point (and sampled search values): what varies in the sweep
+    config: C.ExperimentConfig  # resolved, seed included
+    name: str  # {sweep}/{cell}/s{seed}
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    text = Path(path).read_text()
+    try:
+        return parse_spec(text)
+    except SpecError as e:
+        raise SpecError(f"{path}: {e.path}" if e.path else str(path), e.message) from None
+
+
+def parse_spec(text: str) -> SweepSpec:
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise SpecError("", f"not valid YAML: {e}") from None
+    top = _mapping(raw, "", required=("name", "base"), optional=(
+        "description", "overrides", "seeds", "grid", "search", "resources", "tracking", "storage", "smoke"))
+    name = _typed(top["name"], str, "name")
+    if not NAME_PATTERN.match(name):
+        raise SpecError("name", f"{name!r} may hold only letters, digits, '_', '.' and '-' (it names runs)")
+    base = _typed(top["base"], str, "base")
+    if base not in C.PRESETS:
+        raise SpecError("base", f"unknown preset {base!r}{_nearest(base, C.PRESETS)}; valid: {', '.join(C.PRESETS)}")
+    spec = SweepSpec(name=name, base=base, description=_typed(top.get("description", ""), str, "description"))
+    spec.overrides = _dotted(top.get("overrides", {}), "overrides")
+    smoke = dict(_typed(top.get("smoke") or {}, dict, "smoke"))
+    if "seeds" in smoke:
+        spec.smoke_seeds = _seeds(smoke.pop("seeds"), "smoke.seeds")
+    spec.smoke = _dotted(smoke, "smoke")
+    spec.seeds = _seeds(top.get("seeds", [0]), "seeds")
+    spec.axes, spec.zips = _grid(top.get("grid", {}))
+    if "search" in top:
+        spec.search = _search(top["search"])
+    spec.resources = _resources(top.get("resources", {}))
+    spec.tracking = _tracking(top.get("tracking", {}))
+    spec.storage = _storage(top.get("storage", "ray_results"))
+    _validate_config(spec)
+    return spec
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+# ---------------------------------------------------------------- sections
+
+
+def _seeds(raw, path: str) -> list[int]:
+    seeds = _typed(raw, list, path)
+    if not seeds:
+        raise SpecError(path, "needs at least one seed")
+    for i, s in enumerate(seeds):
+        _typed(s, int, f"{path}[{i}]")
+    if len(set(seeds)) != len(seeds):
+        raise SpecError(path, f"repeats a seed: {seeds}")
+    return list(seeds)
+
+
+def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]]]:
+    grid = _typed(raw, dict, "grid")
+    axes = {k: _axis(v, f"grid.{k}") for k, v in grid.items() if k != "zip"}
+    zips: list[dict[str, list]] = []
+    for i, group in enumerate(_typed(grid.get("zip", []), list, "grid.zip")):
+        path = f"grid.zip[{i}]"
+        group = {k: _axis(v, f"{path}.{k}") for k, v in _typed(group, dict, path).items()}
+        if not group:
+            raise SpecError(path, "an empty zip group; give it axes of equal length")
+        lengths = {k: len(v) for k, v in group.items()}
+        if len(set(lengths.values())) > 1:
+            raise SpecError(path, f"the axes of a zip group move together and need equal lengths, got {lengths}")
+        for k in group:
+            if k in axes or any(k in g for g in zips):
+                raise SpecError(f"{path}.{k}", "this key is already a grid axis")
+        zips.append(group)
+    return axes, zips
+
+
+def _axis(raw, path: str) -> list:
+    values = _typed(raw, list, path)
+    if not values:
+        raise SpecError(path, "an empty grid axis; give it at least one value")
+    return list(values)
+
+
+def _search(raw) -> Search:
+    s = _mapping(raw, "search", required=("space", "metric", "mode", "num_samples"), optional=("seed", "asha"))
+    space = {}
+    for key, dist in _typed(s["space"], dict, "search.space").items():
+        path = f"search.space.{key}"
+        kind, args = _one_entry(_typed(dist, dict, path), path)
+        space[key] = Distribution(kind, _dist_args(kind, args, f"{path}.{kind}"))
+    if not space:
+        raise SpecError("search.space", "an empty search space")
+    metric, mode = _str_list(s["metric"], "search.metric"), _str_list(s["mode"], "search.mode")
+    if len(metric) != len(mode):
+        raise SpecError("search.mode", f"one mode per metric: {len(metric)} metrics, {len(mode)} modes")
+    for i, m in enumerate(mode):
+        if m not in MODES:
+            raise SpecError(f"search.mode[{i}]" if len(mode) > 1 else "search.mode", f"{m!r} is not max or min")
+    num_samples = _typed(s["num_samples"], int, "search.num_samples")
+    if num_samples < 1:
+        raise SpecError("search.num_samples", f"must be >= 1, got {num_samples}")
+    asha = None
+    if "asha" in s:
+        a = _mapping(s["asha"], "search.asha", optional=("grace_period", "reduction_factor"))
+        asha = Asha(_typed(a.get("grace_period", 1), int, "search.asha.grace_period"),
+                    _typed(a.get("reduction_factor", 2), int, "search.asha.reduction_factor"))
+        if asha.grace_period < 1 or asha.reduction_factor < 2:
+            raise SpecError("search.asha", "needs grace_period >= 1 and reduction_factor >= 2")
+        if len(metric) > 1:
+            raise SpecError("search.asha", "ASHA stops on one metric; a multi-objective search cannot use it")
+    return Search(space, metric, mode, num_samples, _typed(s.get("seed", 0), int, "search.seed"), asha)
+
+
+def _one_entry(dist: dict, path: str):
+    if len(dist) != 1 or next(iter(dist)) not in DISTRIBUTIONS:
+        bad = [k for k in dist if k not in DISTRIBUTIONS]
+        hint = _nearest(str(bad[0]), DISTRIBUTIONS) if bad else ""
+        raise SpecError(path, f"expected one of {', '.join(DISTRIBUTIONS)} with its arguments, got {dist}{hint}")
+    return next(iter(dist.items()))
+
+
+def _dist_args(kind: str, args, path: str) -> list:
+    args = _typed(args, list, path)
+    if kind == "choice":
+        if not args:
+            raise SpecError(path, "needs at least one choice")
+        return args
+    if len(args) != 2:
+        raise SpecError(path, f"expected [lo, hi], got {args}")
+    for i, a in enumerate(args):
+        _typed(a, int if kind == "int" else (int, float), f"{path}[{i}]")
+    lo, hi = args
+    if not lo < hi:
+        raise SpecError(path, f"needs lo < hi, got {args}")
+    if kind == "loguniform" and lo <= 0:
+        raise SpecError(path, f"needs lo > 0, got {lo}")
+    return args
+
+
+def _resources(raw) -> Resources:
+    r = _mapping(raw, "resources", optional=("workers_per_trial", "cpus_per_worker", "gpus_per_worker", "execution"))
+    res = Resources(
+        workers_per_trial=_typed(r.get("workers_per_trial", 1), int, "resources.workers_per_trial"),
+        cpus_per_worker=float(_typed(r.get("cpus_per_worker", 1.0), (int, float), "resources.cpus_per_worker")),
+        gpus_per_worker=float(_typed(r.get("gpus_per_worker", 0.0), (int, float), "resources.gpus_per_worker")),
+        execution=_typed(r.get("execution", "auto"), str, "resources.execution"))
+    if res.workers_per_trial < 1:
+        raise SpecError("resources.workers_per_trial", f"must be >= 1, got {res.workers_per_trial}")
+    if res.cpus_per_worker <= 0:
+        raise SpecError("resources.cpus_per_worker", f"must be > 0, got {res.cpus_per_worker}")
+    if res.gpus_per_worker < 0:
+        raise SpecError("resources.gpus_per_worker", f"must be >= 0, got {res.gpus_per_worker}")
+    if res.execution not in EXECUTIONS:
+        raise SpecError("resources.execution",
+                        f"{res.execution!r} is not one of {', '.join(EXECUTIONS)}{_nearest(res.execution, EXECUTIONS)}")
+    return res
+
+
+def _tracking(raw) -> Tracking:
+    from sweeps.tracking import absolute_tracking_uri, default_tracking_uri  # late: tracking imports mlflow
+
+    t = _mapping(raw, "tracking", optional=("uri", "experiment"))
+    experiment = _typed(t.get("experiment", "unisweep"), str, "tracking.experiment")
+    if "uri" not in t:
+        return Tracking(default_tracking_uri(), experiment)
+    try:
+        return Tracking(absolute_tracking_uri(_typed(t["uri"], str, "tracking.uri")), experiment)
+    except ValueError as e:
+        raise SpecError("tracking.uri", str(e)) from None
+
+
+def _storage(raw) -> str:
+    storage = _typed(raw, str, "storage")
+    if "://" in storage:  # s3://, gs://, ...: Ray reads these itself
+        return storage
+    return os.path.abspath(os.path.expanduser(storage))
+
+
+# ---------------------------------------------------------------- config validation
+
+
+def _validate_config(spec: SweepSpec) -> None:
+    """Check every key on the preset, then resolve every cell (real and smoke) and name the first failure."""
+    base = C.preset(spec.base)
+    for key, value in spec.overrides.items():
+        _apply(base, {key: value}, f"overrides.{key}")
+    for key, value in spec.smoke.items():
+        _apply(C.smoke(base), {key: value}, f"smoke.{key}")
+    axis_keys = spec.axis_keys()
+    for section, keys in (("overrides", spec.overrides), ("smoke", spec.smoke)):
+        for key in keys:
+            if key in axis_keys:
+                raise SpecError(f"{section}.{key}", "also a grid axis, whose values would overwrite it")
+    base = C.override(base, spec.overrides)
+    keys = set(C.valid_keys(base))
+    for (path, key), values in _axis_paths(spec):
+        for i, v in enumerate(values):  # an unknown key is named by its path, a bad value by its index
+            _apply(base, {key: v}, path if key not in keys else f"{path}[{i}]")
+    if spec.search:
+        for key, dist in spec.search.space.items():
+            path = f"search.space.{key}"
+            if key in axis_keys:
+                raise SpecError(path, "also a grid axis; a key is either searched or gridded")
+            for v in (dist.args if dist.kind == "choice" else dist.args[:2]):
+                _apply(base, {key: v}, path)
+    for smoke in (False, True):
+        common = _common_config(spec, smoke)
+        samples = [{}] if not spec.search else [
+            {key: v} for key, dist in spec.search.space.items()
+            for v in (dist.args if dist.kind == "choice" else dist.args[:2])]
+        for point in grid_points(spec):
+            for sample in samples:
+                _cell_config(spec, common, point, sample, smoke)
+
+
+def _cell_config(spec: SweepSpec, common: C.ExperimentConfig, point: dict, sample: dict | None = None,
+                 smoke: bool = False) -> C.ExperimentConfig:
+    """Resolve one cell; on failure name the axis value (or search bound) that fails on its own, else the cell."""
+    sample = sample or {}
+    try:
+        return C.resolve(C.override(common, {**point, **sample}))
+    except C.ConfigError as e:
+        error = e
+    suffix = " (with --smoke)" if smoke else ""
+    if sample:  # a search bound: report it with the grid cell it failed in
+        (key, value), = sample.items()
+        raise SpecError(f"search.space.{key}", f"{error}{suffix} at {_short({**point, key: value})}")
+    for key, value in point.items():
+        try:
+            C.resolve(C.override(common, {key: value}))
+        except C.ConfigError as e:
+            raise SpecError(_point_path(spec, key, value), f"{e}{suffix}") from None
+    raise SpecError(f"grid (cell {_short(point)})", f"{error}{suffix}")
+
+
+def _axis_paths(spec: SweepSpec):
+    for key, values in spec.axes.items():
+        yield (f"grid.{key}", key), values
+    for i, group in enumerate(spec.zips):
+        for key, values in group.items():
+            yield (f"grid.zip[{i}].{key}", key), values
+
+
+def _point_path(spec: SweepSpec, key: str, value) -> str:
+    for (path, k), values in _axis_paths(spec):
+        if k == key:
+            return f"{path}[{values.index(value)}]"
+    return key
+
+
+def _apply(cfg: C.ExperimentConfig, overrides: dict, path: str) -> C.ExperimentConfig:
+    try:
+        return C.override(cfg, overrides)
+    except C.ConfigError as e:
+        raise SpecError(path, str(e)) from None
+
+
+def _short(point: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in point.items())
+
+
+# ---------------------------------------------------------------- cells and trials
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, typing.Any]]:
+    """The grid's points in a stable order: the product of the axes and of the zip groups (one point without a grid)."""
+    dims = [[{k: v} for v in values] for k, values in spec.axes.items()]
+    dims += [[dict(zip(group, values, strict=True)) for values in zip(*group.values(), strict=True)]
+             for group in spec.zips]
+    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*dims)]
+
+
+def _common_config(spec: SweepSpec, smoke: bool) -> C.ExperimentConfig:
+    cfg = C.override(C.preset(spec.base), spec.overrides)
+    return C.override(C.smoke(cfg), spec.smoke) if smoke else cfg
+
+
+def build_trial(spec: SweepSpec, point: dict[str, typing.Any], seed: int, smoke: bool = False) -> Trial:
+    """One trial: the spec's config at a grid point (plus any sampled search values) and a seed."""
+    return _trials(spec, point, [seed], _common_config(spec, smoke), smoke)[0]
+
+
+def _trials(spec: SweepSpec, point: dict, seeds: list[int], common: C.ExperimentConfig, smoke: bool) -> list[Trial]:
+    cfg = _cell_config(spec, common, point, smoke=smoke)
+    cell = C.cell_hash(cfg)  # once per point: the seed is not part of the cell, nor of resolution
+    trials = []
+    for seed in seeds:
+        seeded = copy.deepcopy(cfg)
+        seeded.seed = seed
+        trials.append(Trial(cell, seed, dict(point), seeded, f"{spec.name}/{cell}/s{seed}"))
+    return trials
+
+
+def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
+    """The grid x seeds as trials; identical configs (same cell and seed) appear once.
+
+    With a `search`, these are the grid cells at seeds[0], one Optuna study each (DESIGN.md §8: a search uses
+    the first seed); the driver turns each sample into a trial with `build_trial(spec, {**point, **sample}, ...)`.
+    """
+    common = _common_config(spec, smoke)
+    seeds = spec.seeds_for(smoke)[:1] if spec.search else spec.seeds_for(smoke)
+    trials: dict[tuple[str, int], Trial] = {}
+    for point in grid_points(spec):
+        for trial in _trials(spec, point, seeds, common, smoke):
+            trials.setdefault((trial.cell, trial.seed), trial)
+    return list(trials.values())
+
+
+# ---------------------------------------------------------------- resources
+
+
+def uses_ray_train(spec: SweepSpec) -> bool:
+    """DESIGN.md §8: several workers, or `execution: train`, go through a TorchTrainer."""
+    return spec.resources.workers_per_trial > 1 or spec.resources.execution == "train"
+
+
+def bundles(spec: SweepSpec) -> list[dict[str, float]]:
+    """What one trial occupies, as Ray resource bundles: the trial process, then each Train worker."""
+    r = spec.resources
+    worker = {"CPU": r.cpus_per_worker, "GPU": r.gpus_per_worker}
+    if not uses_ray_train(spec):
+        return [worker]  # the trial process trains itself
+    return [{"CPU": TRAIN_DRIVER_CPU, "GPU": 0.0}] + [dict(worker) for _ in range(r.workers_per_trial)]
+
+
+def trial_resources(spec: SweepSpec) -> dict[str, float]:
+    return {k: sum(b[k] for b in bundles(spec)) for k in ("CPU", "GPU")}
+
+
+def max_concurrent(spec: SweepSpec, total_cpus: float, total_gpus: float = 0.0) -> int:
+    """PLATFORM.md §4: concurrent trials x per-trial resources <= the cluster's, or Train deadlocks."""
+    need = trial_resources(spec)
+    fits = [math.floor(total_cpus / need["CPU"] + 1e-9)]
+    if need["GPU"] > 0:
+        fits.append(math.floor(total_gpus / need["GPU"] + 1e-9))
+    n = min(fits)
+    if n < 1:
+        raise SpecError("resources", f"a trial needs {_fmt_res(need)}; the cluster has "
+                                     f"{_fmt_res({'CPU': total_cpus, 'GPU': total_gpus})}")
+    return n
+
+
+def check_fits(spec: SweepSpec, nodes: dict | list[dict]) -> None:
+    """Raise if one trial can never be placed: its bundles, packed first-fit onto the nodes, don't fit.
+
+    `nodes` is one resource dict (`ray.cluster_resources()`, a single machine) or one per node. A
+    multi-worker Ray Train trial may span nodes (Train's default placement is a soft PACK).
+    """
+    nodes = [nodes] if isinstance(nodes, dict) else list(nodes)
+    if not nodes:
+        raise SpecError("resources", "the cluster has no nodes")
+    free = [{k: float(n.get(k, 0.0)) for k in ("CPU", "GPU")} for n in nodes]
+    for b in sorted(bundles(spec), key=lambda b: (b["GPU"], b["CPU"]), reverse=True):
+        node = next((n for n in free if all(n[k] + 1e-9 >= b[k] for k in b)), None)
+        if node is None:
+            largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)))
+            raise SpecError("resources", f"a trial needs {_fmt_res(trial_resources(spec))} "
+                                         f"({_fmt_res(bundles(spec)[-1])} per worker); it cannot be placed on "
+                                         f"{len(nodes)} node(s), the largest with {_fmt_res(largest)}")
+        for k in b:
+            node[k] -= b[k]
+
+
+def _fmt_res(r: dict) -> str:
+    return ", ".join(f"{r.get(k, 0):g} {k}" for k in ("CPU", "GPU"))
+
+
+# ---------------------------------------------------------------- small checks
+
+
+def _mapping(raw, path: str, required=(), optional=()) -> dict:
+    m = _typed(raw if raw is not None else {}, dict, path or "the spec")
+    valid = list(required) + list(optional)
+    for key in m:
+        if key not in valid:
+            where = f"{path}.{key}" if path else str(key)
+            raise SpecError(where, f"unknown key {key!r}{_nearest(str(key), valid)}; valid: {', '.join(valid)}")
+    for key in required:
+        if key not in m:
+            raise SpecError(f"{path}.{key}" if path else key, "required key is missing")
+    return m
+
+
+def _dotted(raw, path: str) -> dict[str, typing.Any]:
+    m = _typed(raw if raw is not None else {}, dict, path)
+    for key, value in m.items():
+        _typed(key, str, f"{path}.{key}")
+        if isinstance(value, (dict, list)):
+            raise SpecError(f"{path}.{key}", f"expected one value for a dotted config key, got {value!r}")
+    return dict(m)
+
+
+def _str_list(raw, path: str) -> list[str]:
+    items = [raw] if isinstance(raw, str) else _typed(raw, list, path)
+    if not items:
+        raise SpecError(path, "needs at least one entry")
+    return [_typed(x, str, f"{path}[{i}]") for i, x in enumerate(items)]
+
+
+def _typed(value, types, path: str):
+    types = types if isinstance(types, tuple) else (types,)
+    if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+        names = " or ".join({"dict": "a mapping", "list": "a list"}.get(t.__name__, t.__name__) for t in types)
+        raise SpecError(path, f"expected {names}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _nearest(key: str, candidates) -> str:
+    near = difflib.get_close_matches(key, list(candidates), n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(near)}?)" if near else ""
+
+
+__all__ = ["SpecError", "SweepSpec", "Trial", "Search", "Distribution", "Asha", "Resources", "Tracking",
+           "load_spec", "parse_spec", "grid_points", "build_trial", "expand", "uses_ray_train", "bundles",
+           "trial_resources", "max_concurrent", "check_fits", "TRAIN_DRIVER_CPU"]

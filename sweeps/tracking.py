@@ -1,0 +1,259 @@
+"""MLflow record of sweeps (DESIGN.md §5, §8), through `MlflowClient` only.
+
+One parent run per sweep (tags `unisweep.role=sweep`, `unisweep.sweep`, `unisweep.smoke`), one child run per
+trial named `{sweep}/{cell}/s{seed}`, found again by its tags, so a retried or resumed trial logs into the run
+it already has. `RunLogger` is the `report(metrics, step, state=None)` that `unified.train.train` calls: it
+reads what the run holds first and never logs a (key, step) twice. Ray's MLflow integrations are not used:
+they create their own runs and log at Tune's iteration, not at the percent of data seen.
+
+The driver calls `ensure_store` once before any trial starts (PLATFORM.md §6: concurrent first writers race
+on the SQLite schema), then `mark_stale_running_failed`, `start_sweep` and `trial_run` per trial.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import math
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
+from mlflow.exceptions import MlflowException
+
+from unified import config as C
+
+MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
+BATCH_PARAMS, BATCH_METRICS = 100, 1000  # log_batch limits per call
+REUSABLE = ("FINISHED", "RUNNING", "FAILED")  # a KILLED run was abandoned on purpose: a new run replaces it
+VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
+ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
+
+
+# ---------------------------------------------------------------- the store
+
+
+def default_tracking_uri() -> str:
+    """DESIGN.md §8: $MLFLOW_TRACKING_URI if set, else a SQLite file in the current directory (absolute)."""
+    return absolute_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """Make a relative sqlite path absolute against the cwd; trials run in other directories (PLATFORM.md §4)."""
+    if uri.startswith("sqlite:///"):
+        path = uri.removeprefix("sqlite:///")
+        return uri if path.startswith("/") or path == ":memory:" else f"sqlite:///{os.path.abspath(path)}"
+    if uri.startswith("file:") or "://" not in uri:
+        raise ValueError(f"{uri!r}: MLflow 3 refuses the file store; use sqlite:///path/mlflow.db or http://host:port")
+    return uri
+
+
+def ensure_store(uri: str, experiment: str) -> str:
+    """Create the database (once, before concurrent writers) and the experiment; return its id. Idempotent."""
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        db.parent.mkdir(parents=True, exist_ok=True)
+        artifacts = (db.parent / "mlartifacts").as_uri()  # beside the DB, not under the cwd (PLATFORM.md §6)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        if found.lifecycle_stage == "deleted":
+            client.restore_experiment(found.experiment_id)
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=artifacts)
+    except MlflowException:  # another driver created it between our lookup and create
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+# ---------------------------------------------------------------- provenance
+
+
+@functools.lru_cache(maxsize=1)
+def provenance_tags() -> dict[str, str]:
+    """Git SHA and dirty flag of the checkout this package runs from, and the versions that matter."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args):
+        try:
+            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    sha = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    tags = {"unisweep.git_sha": sha or "unknown",
+            "unisweep.dirty": "unknown" if dirty is None or sha is None else str(bool(dirty)).lower()}
+    for package in VERSIONED:
+        try:
+            tags[f"unisweep.version.{package}"] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return tags
+
+
+# ---------------------------------------------------------------- runs
+
+
+def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, smoke: bool = False) -> str:
+    """Find or create the sweep's parent run (one per sweep name and smoke flag), mark it RUNNING, return its id."""
+    found = _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke)}))
+    tags = {ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke), **provenance_tags()}
+    if spec.description:
+        tags["mlflow.note.content"] = spec.description  # shown as the run's description in the UI
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])  # provenance of this launch
+    else:
+        run_id = client.create_run(experiment_id, tags=tags, run_name=spec.name).info.run_id
+    client.log_text(run_id, spec_text, "spec.yaml")  # the latest spec; an extended grid replaces the old one
+    return run_id
+
+
+def sweep_run(client: MlflowClient, experiment_id: str, sweep: str, smoke: bool = False) -> Run | None:
+    """The sweep's parent run, if any (`resume NAME` reads `spec.yaml` from its artifacts)."""
+    found = _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: sweep, SMOKE: _flag(smoke)}))
+    return found[0] if found else None
+
+
+def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, smoke: bool = False) -> str:
+    """Find the run of (sweep, cell, seed), or create it; record config, params and tags; return its id.
+
+    A found FAILED run is set back to RUNNING (the trial resumes into it); a FINISHED one is returned as it is.
+    Params, axis metrics and tags are logged only where missing, so calling this again logs nothing twice.
+    """
+    sweep = trial.name.split("/")[0]
+    ids = {ROLE: "trial", SWEEP: sweep, CELL: trial.cell, SEED: str(trial.seed)}
+    found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in REUSABLE]
+    found.sort(key=lambda r: (REUSABLE.index(r.info.status), -r.info.start_time))
+    tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
+            SMOKE: _flag(smoke), **provenance_tags()}
+    if found:
+        run = found[0]
+        if run.info.status == "FAILED":
+            client.update_run(run.info.run_id, status="RUNNING")
+    else:
+        run = client.create_run(experiment_id, tags=tags, run_name=trial.name)
+    run_id = run.info.run_id
+    flat = C.flatten(trial.config)
+    params = [Param(k, str(v)[:MAX_PARAM_CHARS]) for k, v in flat.items() if k not in run.data.params]
+    axes = [Metric(k, float(flat[k]), _now_ms(), 0) for k in trial.overrides
+            if _is_number(flat.get(k)) and k not in run.data.metrics]  # numeric axes plot as metrics too
+    for i in range(0, len(params), BATCH_PARAMS):
+        client.log_batch(run_id, params=params[i:i + BATCH_PARAMS])
+    new_tags = [RunTag(k, v) for k, v in tags.items() if run.data.tags.get(k) != v]
+    if axes or new_tags:
+        client.log_batch(run_id, metrics=axes, tags=new_tags)
+    if not found:
+        client.log_text(run_id, C.to_yaml(trial.config), "config.yaml")
+    return run_id
+
+
+def finish(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
+    """End a run: FINISHED, FAILED or KILLED."""
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.from_string(status)))
+
+
+class RunLogger:
+    """`report(metrics, step, state=None)` for `unified.train.train`, logging into one run at step = percent.
+
+    On construction it reads every (key, step) the run already holds; a retried trial replays reports from its
+    last checkpoint and this logs only the ones that are new. `state` (a checkpoint) is the driver's business.
+    """
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client, self.run_id = client, run_id
+        keys = client.get_run(run_id).data.metrics
+        self.logged = {(m.key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+
+    def __call__(self, metrics: dict[str, float], step: int, state=None) -> None:
+        now, step = _now_ms(), int(step)
+        new = [Metric(k, float(v), now, step) for k, v in metrics.items()
+               if v is not None and (k, step) not in self.logged]
+        for i in range(0, len(new), BATCH_METRICS):
+            self.client.log_batch(self.run_id, metrics=new[i:i + BATCH_METRICS])
+        self.logged.update((m.key, step) for m in new)
+
+
+def log_image_grid(client: MlflowClient, run_id: str, images: np.ndarray, path: str = "generated.png",
+                   columns: int | None = None) -> None:
+    """Tile uint8 images [n, h, w, 3] into one PNG artifact at `path`, with a 2-pixel white gap."""
+    images = np.asarray(images, dtype=np.uint8)
+    n, h, w, _ = images.shape
+    cols = columns or math.ceil(math.sqrt(n))
+    rows, gap = math.ceil(n / cols), 2
+    grid = np.full((rows * (h + gap) - gap, cols * (w + gap) - gap, 3), 255, dtype=np.uint8)  # [H, W, 3]
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = img
+    client.log_image(run_id, grid, artifact_file=path)
+
+
+# ---------------------------------------------------------------- queries
+
+
+def finished_trials(client: MlflowClient, experiment_id: str, sweep: str) -> set[tuple[str, int]]:
+    """(cell, seed) of every FINISHED trial of the sweep: what `run` and `resume` skip."""
+    where = "attributes.status = 'FINISHED'"
+    return {(r.data.tags[CELL], int(r.data.tags[SEED])) for r in search_trials(client, experiment_id, sweep, where)}
+
+
+def mark_stale_running_failed(client: MlflowClient, experiment_id: str, sweep: str) -> int:
+    """Mark the sweep's RUNNING trials FAILED: call at the start of `run`/`resume`, when none of ours runs yet."""
+    stale = search_trials(client, experiment_id, sweep, "attributes.status = 'RUNNING'")
+    for run in stale:
+        client.set_terminated(run.info.run_id, "FAILED")
+    return len(stale)
+
+
+def search_trials(client: MlflowClient, experiment_id: str, sweep: str | None = None, where: str | None = None,
+                  page_size: int = 1000, order_by: list[str] | None = None) -> list[Run]:
+    """Every trial run (of one sweep, if given) matching `where`; dotted keys need no backticks."""
+    tags = {ROLE: "trial", **({SWEEP: sweep} if sweep else {})}
+    clauses = [_tag_filter(tags)] + ([quote_keys(where)] if where else [])
+    return _search(client, experiment_id, " and ".join(clauses), page_size, order_by)
+
+
+def quote_keys(where: str) -> str:
+    """``params.model.variant = 'x'`` -> ``params.`model.variant` = 'x'``: MLflow needs backticks (PLATFORM.md §6)."""
+    return re.sub(r"\b(params|metrics|tags|attributes)\.(?!`)([\w./-]*[\w])",
+                  lambda m: f"{m[1]}.`{m[2]}`" if re.search(r"[./-]", m[2]) else m[0], where)
+
+
+def _search(client: MlflowClient, experiment_id: str, filter_string: str, page_size: int = 1000,
+            order_by: list[str] | None = None) -> list[Run]:
+    runs, token = [], None
+    while True:
+        page = client.search_runs([experiment_id], filter_string, max_results=page_size, order_by=order_by,
+                                  page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def _tag_filter(tags: dict[str, str]) -> str:
+    return " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

@@ -1,0 +1,208 @@
+"""Sweep specs: every mistake is a SpecError naming its YAML path; cells, seeds, zip groups and resources."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sweeps import spec as S
+from unified import config as C
+
+SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
+GOOD = {"name": "t", "base": "smartwatch-cpu", "seeds": [0, 1],
+        "grid": {"model.variant": ["siglip-siglip", "vq-vq"], "data.tasks": ["mixed", "understanding"]}}
+
+
+def parse(**changes) -> S.SweepSpec:
+    raw = {**GOOD, **changes}
+    return S.parse_spec(yaml.safe_dump({k: v for k, v in raw.items() if v is not None}, sort_keys=False))
+
+
+SEARCH = {"space": {"data.gen_ratio": {"uniform": [0.0, 2.0]}}, "metric": "eval/und/total", "mode": "max",
+          "num_samples": 4}
+
+# (changes to GOOD, the YAML path the error must name, another substring it must hold)
+BAD = [
+    ({"nme": "x"}, "nme", "did you mean name"),
+    ({"name": None}, "name", "required"),
+    ({"name": "a b"}, "name", "letters"),
+    ({"base": "smartwatch-cpuu"}, "base", "did you mean smartwatch-cpu"),
+    ({"seeds": []}, "seeds", "at least one"),
+    ({"seeds": [0, "1"]}, "seeds[1]", "expected int"),
+    ({"seeds": 3}, "seeds", "expected a list"),
+    ({"grid": {"model.varient": ["vq-vq"]}}, "grid.model.varient", "did you mean model.variant"),
+    ({"grid": {"model.variant": []}}, "grid.model.variant", "empty grid axis"),
+    ({"grid": {"model.variant": "vq-vq"}}, "grid.model.variant", "expected a list"),
+    ({"grid": {"model.variant": ["vq-vq", "vqvq"]}}, "grid.model.variant[1]", "must be one of"),
+    ({"grid": {"train.eval_points": [2, "few"]}}, "grid.train.eval_points[1]", "expects int"),
+    ({"grid": {"zip": [{"model.variant": ["vq-vq", "siglip-vq"], "model.alpha": [0.2]}]}}, "grid.zip[0]",
+     "equal lengths"),
+    ({"grid": {"zip": [{"model.variant": ["vq-vq"], "model.alfa": [0.2]}]}}, "grid.zip[0].model.alfa",
+     "did you mean model.alpha"),
+    ({"grid": {"model.variant": ["vq-vq"], "zip": [{"model.variant": ["vq-vq"]}]}}, "grid.zip[0].model.variant",
+     "already a grid axis"),
+    ({"grid": {"zip": [{}]}}, "grid.zip[0]", "empty zip group"),
+    # a cell that fails only as a combination: shared adapters need an aligned variant
+    ({"grid": {"model.variant": ["siglip-siglip", "siglip-vq"], "model.shared_adapter": [True]}},
+     "grid (cell model.variant=siglip-vq, model.shared_adapter=True)", "aligned variant"),
+    ({"overrides": {"train.lr": "fast"}}, "overrides.train.lr", "expects float"),
+    ({"overrides": {"model.variant": "vq-vq"}}, "overrides.model.variant", "also a grid axis"),
+    ({"overrides": {"train": {"lr": 0.1}}}, "overrides.train", "one value"),
+    ({"smoke": {"train.stepz": 4}}, "smoke.train.stepz", "did you mean train.steps"),
+    ({"smoke": {"seeds": []}}, "smoke.seeds", "at least one"),
+    ({"resources": {"workers_per_trial": 0}}, "resources.workers_per_trial", ">= 1"),
+    ({"resources": {"cpu_per_worker": 1}}, "resources.cpu_per_worker", "did you mean cpus_per_worker"),
+    ({"resources": {"execution": "trian"}}, "resources.execution", "did you mean train"),
+    ({"resources": {"gpus_per_worker": True}}, "resources.gpus_per_worker", "expected int or float"),
+    ({"tracking": {"uri": "file:./mlruns"}}, "tracking.uri", "file store"),
+    ({"tracking": {"experiment": 3}}, "tracking.experiment", "expected str"),
+    ({"search": {**SEARCH, "metrc": "x"}}, "search.metrc", "did you mean metric"),
+    ({"search": {**SEARCH, "space": {"data.gen_rato": {"uniform": [0, 1]}}}}, "search.space.data.gen_rato",
+     "did you mean data.gen_ratio"),
+    ({"search": {**SEARCH, "space": {"data.gen_ratio": {"unifrom": [0, 1]}}}}, "search.space.data.gen_ratio",
+     "did you mean uniform"),
+    ({"search": {**SEARCH, "space": {"data.gen_ratio": {"uniform": [2, 1]}}}}, "search.space.data.gen_ratio.uniform",
+     "lo < hi"),
+    ({"search": {**SEARCH, "space": {"train.lr": {"loguniform": [0, 1]}}}}, "search.space.train.lr.loguniform",
+     "lo > 0"),
+    ({"search": {**SEARCH, "space": {"train.eval_points": {"int": [1, 2.5]}}}},
+     "search.space.train.eval_points.int[1]", "expected int"),
+    ({"search": {**SEARCH, "space": {"model.variant": {"choice": ["vq-vq"]}}}}, "search.space.model.variant",
+     "also a grid axis"),
+    ({"search": {**SEARCH, "space": {"data.tasks": {"choice": ["mixd"]}}}, "grid": {}}, "search.space.data.tasks",
+     "must be one of"),
+    ({"search": {**SEARCH, "metric": ["a", "b"], "mode": ["max"]}}, "search.mode", "one mode per metric"),
+    ({"search": {**SEARCH, "mode": "maximize"}}, "search.mode", "not max or min"),
+    ({"search": {**SEARCH, "metric": ["a", "b"], "mode": ["max", "min"], "asha": {}}}, "search.asha",
+     "one metric"),
+    ({"search": {**SEARCH, "num_samples": 0}}, "search.num_samples", ">= 1"),
+    ({"search": {k: v for k, v in SEARCH.items() if k != "num_samples"}}, "search.num_samples", "required"),
+]
+
+
+@pytest.mark.parametrize("changes, path, detail", BAD, ids=[b[1] for b in BAD])
+def test_bad_spec_names_its_yaml_path(changes, path, detail):
+    with pytest.raises(S.SpecError) as e:
+        parse(**changes)
+    assert e.value.path == path and str(e.value).startswith(f"{path}: ")
+    assert detail in str(e.value)
+
+
+def test_spec_errors_are_config_errors_and_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\nbase: smartwatch-cpu\ngrid: {model.varient: [vq-vq]}\n")
+    with pytest.raises(C.ConfigError, match=r"bad.yaml: grid.model.varient: .*did you mean model.variant"):
+        S.load_spec(bad)
+
+
+def test_a_key_given_twice_is_an_error():
+    with pytest.raises(S.SpecError, match="appears twice"):
+        S.parse_spec("name: t\nbase: smartwatch-cpu\nseeds: [0]\nseeds: [1]\n")
+
+
+def test_grid_times_seeds_and_names():
+    spec = parse()
+    trials = S.expand(spec)
+    assert len(trials) == 2 * 2 * 2
+    assert {(t.config.model.variant, t.config.data.tasks, t.seed) for t in trials} == {
+        (v, k, s) for v in ("siglip-siglip", "vq-vq") for k in ("mixed", "understanding") for s in (0, 1)}
+    for t in trials:
+        assert t.name == f"t/{t.cell}/s{t.seed}" and t.config.seed == t.seed
+        assert t.cell == C.cell_hash(t.config) and t.config.model.alpha is not None  # resolved
+    assert len({t.cell for t in trials}) == 4  # the seed is not part of the cell
+
+
+def test_zip_groups_move_together():
+    spec = parse(grid={"data.tasks": ["mixed", "generation", "understanding"],
+                       "zip": [{"model.variant": ["siglip-siglip", "vq-vq"], "model.alpha": [1.0, 0.5]}]},
+                 seeds=[0])
+    trials = S.expand(spec)
+    assert len(trials) == 3 * 2
+    assert {(t.config.model.variant, t.config.model.alpha) for t in trials} == {("siglip-siglip", 1.0), ("vq-vq", 0.5)}
+    assert trials[0].overrides == {"data.tasks": "mixed", "model.variant": "siglip-siglip", "model.alpha": 1.0}
+
+
+def test_identical_configs_dedupe_to_one_trial():
+    # alpha=None resolves to 0.2 for VQ targets: both values are the same config
+    spec = parse(grid={"model.variant": ["vq-vq"], "model.alpha": [None, 0.2, 0.5]}, seeds=[0, 1])
+    assert len(S.expand(spec)) == 2 * 2
+
+
+def test_cell_is_stable_under_key_order():
+    a = parse(overrides={"train.lr": 0.002, "data.und_samples": 1000})
+    b = parse(overrides={"data.und_samples": 1000, "train.lr": 0.002},
+              grid={"data.tasks": ["mixed", "understanding"], "model.variant": ["siglip-siglip", "vq-vq"]})
+    assert {t.name for t in S.expand(a)} == {t.name for t in S.expand(b)}
+    assert {t.name for t in S.expand(a)}.isdisjoint({t.name for t in S.expand(parse())})
+
+
+def test_smoke_changes_cells_and_uses_smoke_seeds():
+    spec = parse(smoke={"seeds": [7], "train.eval_items": 4})
+    real, smoke = S.expand(spec), S.expand(spec, smoke=True)
+    assert len(smoke) == 4 and {t.seed for t in smoke} == {7}
+    assert {t.cell for t in real}.isdisjoint(t.cell for t in smoke)
+    assert all(t.config.train.eval_items == 4 and t.config.data.resolution == 32 for t in smoke)
+
+
+def test_search_parses_and_expands_to_one_study_per_cell():
+    spec = parse(search={**SEARCH, "metric": ["eval/und/total", "eval/gen/attr_acc"], "mode": ["max", "max"],
+                         "space": {"train.lr": {"loguniform": [1e-4, 1e-2]}, "data.gen_ratio": {"choice": [0.5, 1]}}})
+    assert spec.search.metric == ["eval/und/total", "eval/gen/attr_acc"] and spec.search.asha is None
+    assert spec.search.space["train.lr"] == S.Distribution("loguniform", [1e-4, 1e-2])
+    trials = S.expand(spec)
+    assert len(trials) == 4 and {t.seed for t in trials} == {0}
+    sampled = S.build_trial(spec, {**trials[0].overrides, "train.lr": 3e-3}, seed=0)
+    assert sampled.config.train.lr == 3e-3 and sampled.cell != trials[0].cell
+    single = parse(search={**SEARCH, "asha": {"grace_period": 2}})
+    assert single.search.metric == ["eval/und/total"] and single.search.asha == S.Asha(2, 2)
+
+
+def test_paths_are_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    spec = parse(tracking={"uri": "sqlite:///runs/m.db"}, storage="results")
+    assert spec.tracking.uri == f"sqlite:///{tmp_path}/runs/m.db" and spec.storage == str(tmp_path / "results")
+    default = parse()
+    assert default.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db" and default.tracking.experiment == "unisweep"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert parse().tracking.uri == "http://127.0.0.1:5000"
+
+
+def resources(**r) -> S.SweepSpec:
+    return parse(resources=r)
+
+
+def test_concurrency_follows_the_platform_rule():
+    # PLATFORM.md §4: 2 * (0.1 + 2 * 0.45) = 2.0 fits on 2 CPUs
+    assert S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.45), 2) == 2
+    assert S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.5), 2) == 1  # 1.1 each
+    assert S.max_concurrent(resources(cpus_per_worker=1), 2) == 2  # in-process: no driver share
+    assert S.trial_resources(resources(cpus_per_worker=1, execution="train")) == {"CPU": 1.1, "GPU": 0.0}
+    assert S.max_concurrent(resources(cpus_per_worker=1, execution="train"), 2) == 1
+    assert S.max_concurrent(resources(cpus_per_worker=1, gpus_per_worker=1), 16, 4) == 4
+    with pytest.raises(S.SpecError, match="resources: a trial needs 3.1 CPU"):
+        S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=1.5), 2)
+    with pytest.raises(S.SpecError, match="1 GPU"):
+        S.max_concurrent(resources(gpus_per_worker=1), 8, 0)
+
+
+def test_a_trial_bigger_than_every_node_is_an_error():
+    big = resources(cpus_per_worker=3)
+    with pytest.raises(S.SpecError, match=r"resources: .*largest with 2 CPU"):
+        S.check_fits(big, {"CPU": 2, "GPU": 0})
+    with pytest.raises(S.SpecError, match="resources"):
+        S.check_fits(big, [{"CPU": 2}, {"CPU": 2}])  # more in total, but no node holds the one worker
+    S.check_fits(big, [{"CPU": 1}, {"CPU": 4}])
+    two = resources(workers_per_trial=2, cpus_per_worker=0.9)
+    S.check_fits(two, [{"CPU": 1}, {"CPU": 1}])  # Train's soft PACK lets one trial's workers span nodes
+    with pytest.raises(S.SpecError):
+        S.check_fits(two, [{"CPU": 1}])
+    with pytest.raises(S.SpecError, match="GPU"):
+        S.check_fits(resources(gpus_per_worker=1), {"CPU": 8, "GPU": 0})
+
+
+@pytest.mark.parametrize("path", sorted(SWEEPS.glob("**/*.yaml")), ids=lambda p: str(p.relative_to(SWEEPS)))
+def test_every_sweep_file_validates_and_expands(path):
+    spec = S.load_spec(path)
+    assert S.expand(spec) and S.expand(spec, smoke=True)
+    assert S.max_concurrent(spec, 2) >= 1

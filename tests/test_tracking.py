@@ -1,0 +1,218 @@
+"""MLflow tracking against real stores: a SQLite file in tmp_path, and one `mlflow server` subprocess."""
+
+import dataclasses
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+
+from sweeps import spec as S
+from sweeps import tracking as T
+
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # PLATFORM.md §6
+
+SPEC_TEXT = """name: tr
+base: smartwatch-cpu
+seeds: [0, 1]
+grid:
+  model.variant: [siglip-siglip, vq-vq]
+  model.affine_strength: [0.0, 0.5]
+"""
+
+
+@pytest.fixture(scope="module")
+def base_spec():
+    return S.parse_spec(SPEC_TEXT)
+
+
+@pytest.fixture
+def spec(base_spec, request):
+    """The spec under a sweep name of its own, so that tests sharing one store do not see each other's runs."""
+    return dataclasses.replace(base_spec, name=request.node.name.removeprefix("test_")[:40])
+
+
+@pytest.fixture(scope="module")
+def base_trials(base_spec):
+    return S.expand(base_spec, smoke=True)
+
+
+@pytest.fixture
+def trials(spec, base_trials):
+    return [dataclasses.replace(t, name=f"{spec.name}/{t.cell}/s{t.seed}") for t in base_trials]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """One SQLite store for the module: creating its schema costs seconds."""
+    tmp = tmp_path_factory.mktemp("store")
+    uri = f"sqlite:///{tmp}/db/mlflow.db"
+    return MlflowClient(uri), T.ensure_store(uri, "unisweep"), tmp
+
+
+def test_uris_are_absolute_and_the_file_store_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert T.default_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x/m.db")
+    assert T.default_tracking_uri() == f"sqlite:///{tmp_path}/x/m.db"
+    assert T.absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    with pytest.raises(ValueError, match="file store"):
+        T.absolute_tracking_uri("file:./mlruns")
+
+
+def test_ensure_store_twice_gives_the_same_experiment_with_artifacts_beside_the_db(store):
+    client, exp_id, tmp = store
+    assert T.ensure_store(client.tracking_uri, "unisweep") == exp_id
+    assert client.get_experiment(exp_id).artifact_location == (tmp / "db" / "mlartifacts").as_uri()
+    assert T.ensure_store(client.tracking_uri, "other") != exp_id
+
+
+def test_parent_run_is_found_again(store, spec):
+    client, exp_id, _ = store
+    parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)
+    T.finish(client, parent)
+    assert T.start_sweep(client, exp_id, spec, SPEC_TEXT) == parent
+    run = client.get_run(parent)
+    assert run.info.status == "RUNNING" and run.info.run_name == spec.name
+    assert run.data.tags["unisweep.role"] == "sweep" and run.data.tags["unisweep.sweep"] == spec.name
+    assert len(run.data.tags["unisweep.git_sha"]) in (7, 40) or run.data.tags["unisweep.git_sha"] == "unknown"
+    assert run.data.tags["unisweep.dirty"] in ("true", "false", "unknown")
+    assert run.data.tags["unisweep.version.mlflow"]
+    assert T.start_sweep(client, exp_id, spec, SPEC_TEXT, smoke=True) != parent  # smoke sweeps apart
+    assert T.sweep_run(client, exp_id, spec.name).info.run_id == parent
+    assert Path(client.download_artifacts(parent, "spec.yaml")).read_text() == SPEC_TEXT
+
+
+def test_trial_run_is_reused_per_cell_and_seed_and_holds_every_tag_and_param(store, spec, trials):
+    client, exp_id, _ = store
+    parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)
+    trial = next(t for t in trials if t.overrides["model.affine_strength"] == 0.5)
+    run_id = T.trial_run(client, exp_id, parent, trial, smoke=True)
+    T.finish(client, run_id, "FAILED")
+    assert T.trial_run(client, exp_id, parent, trial, smoke=True) == run_id  # a retry resumes its run
+    others = {T.trial_run(client, exp_id, parent, t, smoke=True) for t in trials if t is not trial}
+    assert len(others) == len(trials) - 1 and run_id not in others
+
+    run = client.get_run(run_id)
+    assert run.info.status == "RUNNING" and run.info.run_name == trial.name
+    assert run.data.tags == {**run.data.tags, "mlflow.parentRunId": parent, "unisweep.role": "trial",
+                             "unisweep.sweep": spec.name, "unisweep.cell": trial.cell, "unisweep.seed": str(trial.seed),
+                             "unisweep.variant": trial.config.model.variant, "unisweep.smoke": "true"}
+    assert {"unisweep.git_sha", "unisweep.dirty", "unisweep.version.ray"} <= set(run.data.tags)
+    flat = S.C.flatten(trial.config)
+    assert run.data.params == {k: str(v) for k, v in flat.items()}
+    assert run.data.metrics == {"model.affine_strength": 0.5}  # numeric axes as metrics; the variant is not
+    assert Path(client.download_artifacts(run_id, "config.yaml")).read_text() == S.C.to_yaml(trial.config)
+
+
+def test_run_logger_logs_each_key_and_step_once_across_a_retry(store, spec, trials):
+    client, exp_id, _ = store
+    run_id = T.trial_run(client, exp_id, T.start_sweep(client, exp_id, spec, SPEC_TEXT), trials[0])
+    reports = [({"train/loss": 3.0}, 1), ({"train/loss": 2.0}, 50), ({"train/loss": 1.5, "eval/und/total": 0.4}, 50),
+               ({"train/loss": 1.0, "eval/und/total": 0.6}, 100)]
+    first = T.RunLogger(client, run_id)
+    for metrics, step in reports[:3]:
+        first(metrics, step, state=None)
+    retry = T.RunLogger(client, run_id)  # a retried trial replays from its last checkpoint
+    for metrics, step in reports[1:]:
+        retry(metrics, step, state={"ckpt": True})
+    loss = client.get_metric_history(run_id, "train/loss")
+    assert sorted((m.step, m.value) for m in loss) == [(1, 3.0), (50, 2.0), (100, 1.0)]
+    und = client.get_metric_history(run_id, "eval/und/total")
+    assert sorted((m.step, m.value) for m in und) == [(50, 0.4), (100, 0.6)]
+
+
+def test_image_grid_is_a_png_artifact(store, spec, trials):
+    client, exp_id, _ = store
+    run_id = T.trial_run(client, exp_id, T.start_sweep(client, exp_id, spec, SPEC_TEXT), trials[0])
+    images = np.random.default_rng(0).integers(0, 256, (5, 8, 8, 3), dtype=np.uint8)
+    T.log_image_grid(client, run_id, images, "images/gen_100.png")
+    png = Path(client.download_artifacts(run_id, "images/gen_100.png"))
+    from PIL import Image
+
+    grid = np.asarray(Image.open(png))
+    assert grid.shape == (2 * 8 + 2, 3 * 8 + 4, 3) and (grid[:8, 10:18] == images[1]).all()
+
+
+def test_finished_trials_and_stale_running_runs(store, spec, trials):
+    client, exp_id, _ = store
+    parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)
+    ids = [T.trial_run(client, exp_id, parent, t) for t in trials[:3]]
+    T.finish(client, ids[0])
+    T.finish(client, ids[1], "FAILED")
+    assert T.finished_trials(client, exp_id, spec.name) == {(trials[0].cell, trials[0].seed)}
+    assert T.finished_trials(client, exp_id, "other") == set()
+    assert T.mark_stale_running_failed(client, exp_id, spec.name) == 1
+    assert client.get_run(ids[2]).info.status == "FAILED"
+    assert T.mark_stale_running_failed(client, exp_id, spec.name) == 0
+
+
+def test_search_trials_pages_through_every_run(store, spec, trials):
+    client, exp_id, _ = store
+    parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)
+    for t in trials:
+        T.trial_run(client, exp_id, parent, t)
+    assert len(T.search_trials(client, exp_id, spec.name, page_size=3)) == len(trials) == 8
+    vq = T.search_trials(client, exp_id, spec.name, where="params.model.variant = 'vq-vq'", page_size=3)
+    assert len(vq) == 4 and {r.data.params["model.variant"] for r in vq} == {"vq-vq"}
+    where = "metrics.model.affine_strength > 0.1"
+    assert len(T.search_trials(client, exp_id, spec.name, where=where, page_size=2)) == 4
+    assert T.quote_keys("params.`a.b` = 'x' and metrics.loss < 1") == "params.`a.b` = 'x' and metrics.loss < 1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server_process(tmp_path_factory):
+    """Start `mlflow server` first, so it boots (seconds) while the SQLite tests run; stop it at the end."""
+    tmp, port = tmp_path_factory.mktemp("server"), free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp}/srv.db",
+                             "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    yield proc, f"http://127.0.0.1:{port}"
+    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the uvicorn and job-runner children go too
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def server(server_process):
+    proc, url = server_process
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            return url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not come up on {url} (exit {proc.poll()})") from None
+            time.sleep(0.25)
+
+
+def test_a_trial_logs_to_a_real_mlflow_server(server, spec, trials):
+    exp_id = T.ensure_store(server, "unisweep")
+    client = MlflowClient(server)
+    run_id = T.trial_run(client, exp_id, T.start_sweep(client, exp_id, spec, SPEC_TEXT), trials[0])
+    T.RunLogger(client, run_id)({"eval/und/total": 0.5}, 100)
+    T.log_image_grid(client, run_id, np.zeros((1, 8, 8, 3), np.uint8))
+    T.finish(client, run_id)
+    assert T.finished_trials(client, exp_id, spec.name) == {(trials[0].cell, trials[0].seed)}
+    assert [(m.step, m.value) for m in client.get_metric_history(run_id, "eval/und/total")] == [(100, 0.5)]
+    assert "generated.png" in {f.path for f in client.list_artifacts(run_id)}
