@@ -69,6 +69,7 @@ def main():
     p.add_argument("--preset", default="smartwatch-cpu")
     p.add_argument("--variants", nargs="+", default=["siglip-siglip", "vq-vq"])
     p.add_argument("--seeds", nargs="+", type=int, default=[100, 101, 102, 103, 104])
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--cache-dir", default=None)
     p.add_argument("--out", default="calibration.jsonl")
@@ -78,7 +79,7 @@ def main():
 
     base = parse_overrides(args.overrides)
     jobs = [(args.preset, {**base, "model.variant": v, "data.tasks": arm, "seed": str(s)}, args.cache_dir)
-            for v in args.variants for arm in ARMS for s in args.seeds]
+            for v in args.variants for arm in args.arms for s in args.seeds]
     t0 = time.perf_counter()
     run_one((args.preset, {**jobs[0][1], "train.steps": "1", "train.eval_points": "1"}, args.cache_dir))  # stage 0
     print(f"stage 0 ready in {time.perf_counter() - t0:.0f}s; {len(jobs)} trainings on {args.jobs} processes",

@@ -79,3 +79,12 @@ def test_resume_refuses_another_config(cache_dir):
 def test_diverging_loss_stops_with_a_clear_error(cache_dir):
     with pytest.raises(DivergenceError, match="train.lr"):
         train(smoke(**{"train.lr": 1e30, "train.grad_clip": 1e30, "train.warmup": 0.0}), cache_dir=cache_dir)
+
+
+def test_a_saved_tokenizer_directory_trains_identically(tmp_path, cache_dir):
+    from unified.data.tokenizer import build_tokenizer, save_tokenizer
+
+    save_tokenizer(build_tokenizer("smartwatch"), tmp_path / "tok")
+    built = science(train(smoke(), cache_dir=cache_dir))
+    loaded = science(train(smoke(**{"data.tokenizer_path": str(tmp_path / "tok")}), cache_dir=cache_dir))
+    assert loaded == built

@@ -46,6 +46,7 @@ class DataConfig:
     caption_share: float = 0.25  # share of understanding samples that are captions (paper: 0.5, 60k + 60k)
     extra_turn_p: float = 0.4  # probability of each extra VQA turn, up to 3 (paper: 0.4)
     freq: dict = field(default_factory=dict)  # {task: {attribute: p}} overrides of the domain's defaults
+    tokenizer_path: str = ""  # a local tokenizer directory (save_pretrained format); "" = build it in code
 
 
 @dataclass
@@ -239,7 +240,7 @@ def _set(cfg: ExperimentConfig, key: str, value) -> None:
             obj = getattr(obj, name)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(cls) -> dict:
     return typing.get_type_hints(cls)  # costly (it evaluates the annotations); configs are built by the thousand
 

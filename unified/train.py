@@ -74,7 +74,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         t0 = time.perf_counter()
         self.pool = load_pool(cfg.data, cache_dir)
-        self.tokenizer = build_tokenizer(cfg.data.domain)
+        self.tokenizer = build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path)
         self.special = special_ids(self.tokenizer)
         self.spaces = build_spaces(cfg, self.pool, self.tokenizer, cache_dir)
         in_name, out_name = cfg.model.variant.split("-")

@@ -26,7 +26,7 @@ NO_SPACE_AFTER = {":", "-", "'"}
 def build_tokenizer(domain: str, path: str = "") -> PreTrainedTokenizerFast:
     """The domain's tokenizer, or the one saved in the local directory `path` (paper scale)."""
     if path:
-        return PreTrainedTokenizerFast.from_pretrained(path)
+        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
     words = set(NUMBERS)
     for text in get_domain(domain).vocabulary_texts():
         words.update(re.findall(WORD, text.lower()))
