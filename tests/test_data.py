@@ -160,7 +160,8 @@ def test_build_samples(smoke_cfg, pool, tokenizer):
     assert len(data.und) == 256 and len(data.gen) == 256
     assert [s.image for s in data.und] == [s.image for s in data.gen]  # the same images for both tasks
     assert len({s.image for s in data.und}) == 256
-    assert 0.4 < np.mean([s.kind == "caption" for s in data.und]) < 0.6
+    share = smoke_cfg.data.caption_share  # each understanding sample is a caption with this probability
+    assert abs(np.mean([s.kind == "caption" for s in data.und]) - share) < 4 * (share * (1 - share) / 256) ** 0.5
     assert not any("face_color" in s.mentions for s in data.und + data.gen)
     assert all("time" in s.mentions for s in data.und if s.kind == "caption")
     seen = sorted((t, i) for und, gen in data.steps for t, ids in (("u", und), ("g", gen)) for i in ids)

@@ -62,6 +62,9 @@ def test_same_seed_same_metrics_and_resume_is_bit_for_bit(cache_dir):
     resumed = Recorder()
     assert science(train(cfg, resumed, resume=mid, cache_dir=cache_dir)) == first
     assert resumed.calls[0][0] > 50  # nothing before the checkpoint is reported again
+    assert [step for step, _ in resumed.evals()] == [100]
+    same = [(step, science(m)) for step, m, _ in full.calls if step > 50]
+    assert [(step, science(m)) for step, m, _ in resumed.calls] == same  # the same reports, none twice
 
     other = science(train(C.override(cfg, {"seed": 4}), cache_dir=cache_dir))
     assert other != first

@@ -13,6 +13,7 @@ the same number of times.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import time
@@ -119,7 +120,8 @@ class Trainer:
     # ------------------------------------------------------------ state
 
     def state(self, step: int, last_pct: int) -> dict:
-        return {
+        """A snapshot: deep copies, since the live tensors keep changing after `report` returns."""
+        return copy.deepcopy({
             "step": step,
             "last_pct": last_pct,
             "model": self.model.state_dict(),
@@ -128,7 +130,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "config_hash": C.cell_hash(self.cfg),
             "seed": self.cfg.seed,
-        }
+        })
 
     def load_state(self, state: dict) -> tuple[int, int]:
         if state.get("config_hash") != C.cell_hash(self.cfg) or state.get("seed") != self.cfg.seed:
@@ -146,7 +148,7 @@ class Trainer:
         start, last_pct = (0, 0) if resume is None else self.load_state(resume)
         if resume is None:
             report(dict(self.spaces.quality), 0)
-        evals = eval_percents(self.cfg.train.eval_points)
+        evals = [p for p in eval_percents(self.cfg.train.eval_points) if p > last_pct]
         sums: dict[str, float] = {}
         count, final = 0, {}
         t0 = time.perf_counter()
