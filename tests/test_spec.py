@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sweeps import resources as R
 from sweeps import spec as S
 from unified import config as C
 
@@ -174,35 +175,35 @@ def resources(**r) -> S.SweepSpec:
 
 def test_concurrency_follows_the_platform_rule():
     # PLATFORM.md §4: 2 * (0.1 + 2 * 0.45) = 2.0 fits on 2 CPUs
-    assert S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.45), 2) == 2
-    assert S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.5), 2) == 1  # 1.1 each
-    assert S.max_concurrent(resources(cpus_per_worker=1), 2) == 2  # in-process: no driver share
-    assert S.trial_resources(resources(cpus_per_worker=1, execution="train")) == {"CPU": 1.1, "GPU": 0.0}
-    assert S.max_concurrent(resources(cpus_per_worker=1, execution="train"), 2) == 1
-    assert S.max_concurrent(resources(cpus_per_worker=1, gpus_per_worker=1), 16, 4) == 4
+    assert R.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.45), 2) == 2
+    assert R.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.5), 2) == 1  # 1.1 each
+    assert R.max_concurrent(resources(cpus_per_worker=1), 2) == 2  # in-process: no driver share
+    assert R.trial_resources(resources(cpus_per_worker=1, execution="train")) == {"CPU": 1.1, "GPU": 0.0}
+    assert R.max_concurrent(resources(cpus_per_worker=1, execution="train"), 2) == 1
+    assert R.max_concurrent(resources(cpus_per_worker=1, gpus_per_worker=1), 16, 4) == 4
     with pytest.raises(S.SpecError, match="resources: a trial needs 3.1 CPU"):
-        S.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=1.5), 2)
+        R.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=1.5), 2)
     with pytest.raises(S.SpecError, match="1 GPU"):
-        S.max_concurrent(resources(gpus_per_worker=1), 8, 0)
+        R.max_concurrent(resources(gpus_per_worker=1), 8, 0)
 
 
 def test_a_trial_bigger_than_every_node_is_an_error():
     big = resources(cpus_per_worker=3)
     with pytest.raises(S.SpecError, match=r"resources: .*largest with 2 CPU"):
-        S.check_fits(big, {"CPU": 2, "GPU": 0})
+        R.check_fits(big, {"CPU": 2, "GPU": 0})
     with pytest.raises(S.SpecError, match="resources"):
-        S.check_fits(big, [{"CPU": 2}, {"CPU": 2}])  # more in total, but no node holds the one worker
-    S.check_fits(big, [{"CPU": 1}, {"CPU": 4}])
+        R.check_fits(big, [{"CPU": 2}, {"CPU": 2}])  # more in total, but no node holds the one worker
+    R.check_fits(big, [{"CPU": 1}, {"CPU": 4}])
     two = resources(workers_per_trial=2, cpus_per_worker=0.9)
-    S.check_fits(two, [{"CPU": 1}, {"CPU": 1}])  # Train's soft PACK lets one trial's workers span nodes
+    R.check_fits(two, [{"CPU": 1}, {"CPU": 1}])  # Train's soft PACK lets one trial's workers span nodes
     with pytest.raises(S.SpecError):
-        S.check_fits(two, [{"CPU": 1}])
+        R.check_fits(two, [{"CPU": 1}])
     with pytest.raises(S.SpecError, match="GPU"):
-        S.check_fits(resources(gpus_per_worker=1), {"CPU": 8, "GPU": 0})
+        R.check_fits(resources(gpus_per_worker=1), {"CPU": 8, "GPU": 0})
 
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("**/*.yaml")), ids=lambda p: str(p.relative_to(SWEEPS)))
 def test_every_sweep_file_validates_and_expands(path):
     spec = S.load_spec(path)
     assert S.expand(spec) and S.expand(spec, smoke=True)
-    assert S.max_concurrent(spec, 2) >= 1
+    assert R.max_concurrent(spec, 2) >= 1
