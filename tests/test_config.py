@@ -78,3 +78,16 @@ def test_cell_hash_identity():
     flat = C.flatten(base)
     assert C.cell_hash(C.from_flat(dict(reversed(list(flat.items()))))) == h
     assert C.cell_hash(C.smoke(base)) != h  # smoke trials never match real ones
+
+
+@pytest.mark.parametrize("overrides,message", [
+    ({"train.lr": 0}, "train.lr must be > 0"),
+    ({"data.caption_share": 1.5}, r"data.caption_share must be in \[0, 1\]"),
+    ({"data.und_samples": -1}, "data.und_samples must be >= 0"),
+    ({"data.tasks": "understanding", "data.und_samples": 0}, "no samples to train on"),
+    ({"backbone.path": "/nonexistent/llama"}, "backbone.path: '/nonexistent/llama' is not a directory"),
+    ({"vision.vq_path": "/nonexistent/vq"}, "vision.vq_path"),
+])
+def test_bad_values_fail_at_resolve_with_the_key(overrides, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.resolve(C.override(C.preset("smartwatch-cpu"), overrides))

@@ -12,6 +12,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -316,9 +317,22 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
         raise ConfigError(f"data.resolution ({d.resolution}) must be a multiple of vision.patch ({cfg.vision.patch})")
     if m.affine_strength < 0:
         raise ConfigError(f"model.affine_strength must be >= 0, got {m.affine_strength}")
+    flat = flatten(cfg)
     for key in ("data.n_images", "data.n_test", "train.batch_size", "train.eval_points"):
-        if flatten(cfg)[key] < 1:
-            raise ConfigError(f"{key} must be >= 1, got {flatten(cfg)[key]}")
+        if flat[key] < 1:
+            raise ConfigError(f"{key} must be >= 1, got {flat[key]}")
+    for key in ("data.und_samples", "data.gen_samples", "train.steps", "train.eval_items", "train.gen_eval_items"):
+        if flat[key] < 0:
+            raise ConfigError(f"{key} must be >= 0, got {flat[key]}")
+    for key in ("data.caption_share", "data.extra_turn_p", "train.warmup"):
+        if not 0.0 <= flat[key] <= 1.0:
+            raise ConfigError(f"{key} must be in [0, 1], got {flat[key]}")
+    if cfg.train.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {cfg.train.lr}")
+    for key in ("backbone.path", "data.tokenizer_path", "vision.siglip_path", "vision.vq_path",
+                "vision.decoder_path", "vision.judge_path"):
+        if flat[key] and not os.path.isdir(flat[key]):
+            raise ConfigError(f"{key}: {flat[key]!r} is not a directory (a local checkpoint directory is expected)")
 
     if d.gen_ratio is not None:  # the ratio decides the split; keep the derived counts, drop the dials
         if d.gen_ratio < 0:
@@ -330,6 +344,9 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
             d.gen_samples = round(d.gen_ratio * d.und_samples)
     elif d.total_samples is not None:
         raise ConfigError("data.total_samples needs data.gen_ratio (the split of the total)")
+    arm = {"understanding": d.und_samples, "generation": d.gen_samples}.get(d.tasks, d.und_samples + d.gen_samples)
+    if arm + (d.und_samples + d.gen_samples if d.mix_mode == "replace" else 0) == 0:
+        raise ConfigError(f"data.tasks={d.tasks} has no samples to train on (data.und_samples, data.gen_samples)")
 
     in_space, out_space = m.variant.split("-")
     if m.adapter_und == "auto":
