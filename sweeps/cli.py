@@ -1,8 +1,9 @@
 """The `unisweep` command line.
 
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
+    unisweep plan SPEC [--smoke] [--tracking-uri URI] [--json]   # what a sweep would run; launches nothing
 
-Sweep subcommands (plan, run, resume, status, runs, report) join here as sweeps/ and analysis/ land.
+The other sweep subcommands (run, resume, status, runs, report) join here as sweeps/ and analysis/ land.
 """
 
 from __future__ import annotations
@@ -55,6 +56,18 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_plan(args) -> int:
+    from sweeps import tracking
+    from sweeps.plan import format_plan, make_plan
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec)
+    uri = tracking.absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else spec.tracking.uri
+    plan = make_plan(spec, args.smoke, uri)
+    print(json.dumps(plan.as_json()) if args.json else format_plan(plan))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +78,14 @@ def make_parser() -> argparse.ArgumentParser:
                                                       "or ~/.cache/unisweep)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config keys, e.g. model.variant=vq-vq")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("plan", help="what a sweep spec would run; launches nothing")
+    p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
+    p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the spec's, else "
+                                                         "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 

@@ -1,0 +1,116 @@
+"""What a sweep would run, before anything launches: trials, resources, concurrency, what MLflow holds, ETA.
+
+    unisweep plan sweeps/quickstart.yaml [--smoke] [--tracking-uri URI] [--json]
+
+Reads MLflow without writing to it: a SQLite store that does not exist yet simply holds nothing. The ETA
+divides the trials still to run by the derived concurrency and multiplies by the median duration of past
+FINISHED trials at the same scale (same smoke flag, backbone size and resolution), wherever they came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import statistics
+from pathlib import Path
+
+from sweeps import resources as R
+from sweeps.spec import SweepSpec, Trial, expand
+
+
+@dataclasses.dataclass
+class Plan:
+    spec: SweepSpec
+    smoke: bool
+    tracking_uri: str
+    trials: list[Trial]
+    finished: set[tuple[str, int]]
+    per_trial: dict[str, float]
+    max_concurrent: int
+    median_trial_s: float | None
+
+    @property
+    def to_run(self) -> list[Trial]:
+        return [t for t in self.trials if (t.cell, t.seed) not in self.finished]
+
+    @property
+    def eta_s(self) -> float | None:
+        if self.median_trial_s is None:
+            return None
+        waves = -(-len(self.to_run) // self.max_concurrent)  # ceil
+        return waves * self.median_trial_s
+
+    def as_json(self) -> dict:
+        return {
+            "sweep": self.spec.name, "smoke": self.smoke, "tracking_uri": self.tracking_uri,
+            "trials": len(self.trials), "cells": len({t.cell for t in self.trials}),
+            "seeds": sorted({t.seed for t in self.trials}), "to_run": len(self.to_run),
+            "already_finished": len(self.trials) - len(self.to_run), "resources_per_trial": self.per_trial,
+            "execution": "ray-train" if R.uses_ray_train(self.spec) else "in-process",
+            "max_concurrent": self.max_concurrent, "median_trial_s": self.median_trial_s, "eta_s": self.eta_s,
+        }
+
+
+def local_resources() -> dict[str, float]:
+    """This machine as Ray would see it, without starting Ray."""
+    gpus = 0
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+        import torch  # late: a second to import
+
+        gpus = torch.cuda.device_count()
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
+
+
+def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | list[dict] | None = None) -> Plan:
+    nodes = cluster if cluster is not None else local_resources()
+    R.check_fits(spec, nodes)
+    nodes = [nodes] if isinstance(nodes, dict) else nodes
+    trials = expand(spec, smoke)
+    concurrency = R.max_concurrent(spec, sum(n.get("CPU", 0.0) for n in nodes), sum(n.get("GPU", 0.0) for n in nodes))
+    finished, median = _history(spec, trials, smoke, tracking_uri)
+    return Plan(spec, smoke, tracking_uri, trials, finished, R.trial_resources(spec), min(concurrency, len(trials)),
+                median)
+
+
+def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | None]:
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
+        return set(), None  # nothing run yet; do not create the store just to look
+    from mlflow import MlflowClient  # late: MLflow takes a second to import
+
+    from sweeps import tracking
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name(spec.tracking.experiment)
+    if experiment is None:
+        return set(), None
+    finished = tracking.finished_trials(client, experiment.experiment_id, spec.name)
+    cfg = trials[0].config
+    where = (f"attributes.status = 'FINISHED' and tags.{tracking.SMOKE} = '{'true' if smoke else 'false'}' "
+             f"and params.backbone.size = '{cfg.backbone.size}' and params.data.resolution = '{cfg.data.resolution}'")
+    past = tracking.search_trials(client, experiment.experiment_id, where=where)
+    durations = [(r.info.end_time - r.info.start_time) / 1000 for r in past if r.info.end_time]
+    return finished, (statistics.median(durations) if durations else None)
+
+
+def format_plan(plan: Plan) -> str:
+    j = plan.as_json()
+    eta = "unknown (no finished trial at this scale yet)" if j["eta_s"] is None else _duration(j["eta_s"])
+    per = ", ".join(f"{v:g} {k}" for k, v in j["resources_per_trial"].items())
+    lines = [
+        f"sweep {j['sweep']}{' (smoke)' if j['smoke'] else ''}: {j['cells']} cells x {len(j['seeds'])} seeds "
+        f"= {j['trials']} trials",
+        f"  already FINISHED in MLflow: {j['already_finished']}; to run: {j['to_run']}",
+        f"  per trial: {per} ({j['execution']}); at most {j['max_concurrent']} at once",
+        f"  ETA: {eta}",
+        f"  tracking: {j['tracking_uri']}",
+    ]
+    for t in plan.to_run[:20]:
+        lines.append(f"    {t.name}  {' '.join(f'{k}={v}' for k, v in t.overrides.items())}")
+    if len(plan.to_run) > 20:
+        lines.append(f"    ... and {len(plan.to_run) - 20} more")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    minutes, s = divmod(round(seconds), 60)
+    return f"{minutes} min {s} s" if minutes else f"{s} s"
