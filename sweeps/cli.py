@@ -2,8 +2,9 @@
 
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
     unisweep plan SPEC [--smoke] [--tracking-uri URI] [--json]   # what a sweep would run; launches nothing
+    unisweep run SPEC [--smoke] [--tracking-uri URI] [--address ADDR]   # run it on Ray Tune, log to MLflow
 
-The other sweep subcommands (run, resume, status, runs, report) join here as sweeps/ and analysis/ land.
+The other sweep subcommands (resume, status, runs, report) join here as sweeps/ and analysis/ land.
 """
 
 from __future__ import annotations
@@ -68,6 +69,21 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def cmd_run(args) -> int:
+    from sweeps.driver import run_sweep
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec)
+    result = run_sweep(spec, open(args.spec).read(), args.smoke, args.tracking_uri, args.address,
+                       args.cache_dir)
+    print(f"{result.finished} trial(s) finished, {result.skipped} skipped (already FINISHED), "
+          f"{len(result.failed)} failed, in {result.wall_s:.0f} s")
+    if result.failed:
+        print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -86,6 +102,14 @@ def make_parser() -> argparse.ArgumentParser:
                                                          "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("run", help="run a sweep on Ray Tune; every trial logged to MLflow once")
+    p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
+    p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default as for plan)")
+    p.add_argument("--address", default=None, help="a Ray cluster address (default: a local Ray)")
+    p.add_argument("--cache-dir", default=None, help="stage-0 caches (default $UNISWEEP_CACHE or ~/.cache/unisweep)")
+    p.set_defaults(func=cmd_run)
     return parser
 
 

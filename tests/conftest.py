@@ -39,3 +39,16 @@ def spaces(smoke_cfg, pool, tokenizer, cache_dir):
     from unified.vision.stage0 import build_spaces
 
     return build_spaces(smoke_cfg, pool, tokenizer, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One local Ray for the session (PLATFORM.md §10: define it once, here)."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
+    yield ray
+    ray.shutdown()
