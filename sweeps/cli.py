@@ -3,8 +3,10 @@
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
     unisweep plan SPEC [--smoke] [--tracking-uri URI] [--json]   # what a sweep would run; launches nothing
     unisweep run SPEC [--smoke] [--tracking-uri URI] [--address ADDR]   # run it on Ray Tune, log to MLflow
+    unisweep status NAME [--tracking-uri URI] [--experiment E]    # trials by status, best so far
+    unisweep runs [--sweep NAME] [--where EXPR] [--json]          # trial runs from MLflow
 
-The other sweep subcommands (resume, status, runs, report) join here as sweeps/ and analysis/ land.
+`resume` and `report` join here as sweeps/ and analysis/ land.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import sys
 import time
 
+from sweeps.errors import NotFound
 from unified import config as C
 
 
@@ -84,6 +87,31 @@ def cmd_run(args) -> int:
     return 0
 
 
+def _uri(args) -> str:
+    from sweeps import tracking
+
+    return tracking.absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else tracking.default_tracking_uri()
+
+
+def cmd_status(args) -> int:
+    from sweeps.report_runs import sweep_status
+
+    status = sweep_status(_uri(args), args.experiment, args.name, args.metric)
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["by_status"].items()))
+    best = status["best"]
+    print(f"sweep {status['sweep']}: {status['trials']} trials ({counts})")
+    print(f"  best {args.metric}: " + ("none yet" if best is None else f"{best[args.metric]:.4f} ({best['name']})"))
+    return 0 if set(status["by_status"]) == {"FINISHED"} else 1
+
+
+def cmd_runs(args) -> int:
+    from sweeps.report_runs import format_runs, list_runs
+
+    rows = list_runs(_uri(args), args.experiment, args.sweep, args.where)
+    print(json.dumps(rows) if args.json else format_runs(rows))
+    return 0
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,6 +138,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", default=None, help="a Ray cluster address (default: a local Ray)")
     p.add_argument("--cache-dir", default=None, help="stage-0 caches (default $UNISWEEP_CACHE or ~/.cache/unisweep)")
     p.set_defaults(func=cmd_run)
+
+    for name, func, text in (("status", cmd_status, "summarise a sweep from MLflow"),
+                             ("runs", cmd_runs, "list trial runs from MLflow")):
+        p = sub.add_parser(name, help=text)
+        if name == "status":
+            p.add_argument("name", help="the sweep's name (the spec's `name`)")
+            p.add_argument("--metric", default="eval/und/total", help="rank runs by this metric")
+        else:
+            p.add_argument("--sweep", default=None, help="only this sweep's trials")
+            p.add_argument("--where", default=None, help="an MLflow filter, e.g. \"params.model.variant = 'vq-vq'\"")
+            p.add_argument("--json", action="store_true", help="JSON instead of the table")
+        p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                                             "sqlite:///<cwd>/mlflow.db)")
+        p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
+        p.set_defaults(func=func)
     return parser
 
 
@@ -117,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except C.ConfigError as e:
+    except (C.ConfigError, NotFound) as e:
         print(f"unisweep: error: {e}", file=sys.stderr)
         return 2
 

@@ -1,5 +1,9 @@
 """`unisweep run` on a real local Ray and a real SQLite MLflow store: exactly once, skips, extension."""
 
+import json
+import subprocess
+import sys
+
 import pytest
 from mlflow import MlflowClient
 
@@ -49,3 +53,19 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
     more = run_sweep(S.parse_spec(wider), wider, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
     assert (more.trials, more.skipped, more.finished) == (3, 2, 1)  # only the new cell ran
     assert len(T.search_trials(client, experiment, "drive")) == 3
+
+    from sweeps.report_runs import list_runs, sweep_status
+
+    status = sweep_status(spec.tracking.uri, "tests", "drive")
+    assert status["trials"] == 3 and status["by_status"] == {"FINISHED": 3}
+    assert status["best"] is not None
+    mixed = list_runs(spec.tracking.uri, "tests", "drive", where="params.data.tasks = 'mixed'")
+    assert [r["tasks"] for r in mixed] == ["mixed"] and "eval/und/total" in mixed[0]["metrics"]
+
+    cli = [sys.executable, "-m", "sweeps.cli"]
+    out = subprocess.run([*cli, "runs", "--sweep", "drive", "--experiment", "tests", "--json",
+                          "--tracking-uri", spec.tracking.uri], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and len(json.loads(out.stdout)) == 3
+    out = subprocess.run([*cli, "status", "nosuch", "--experiment", "tests", "--tracking-uri", spec.tracking.uri],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no trial runs" in out.stderr

@@ -1,0 +1,5 @@
+"""Errors the command line reports in one line (exit code 2) instead of a traceback."""
+
+
+class NotFound(Exception):
+    """The store holds no such experiment, sweep or run."""

@@ -1,0 +1,55 @@
+"""`unisweep status NAME` and `unisweep runs --sweep NAME`: what MLflow holds about a sweep, read-only.
+
+`status` counts trials by MLflow status and shows the best run so far by a metric; `runs` lists trial runs
+with their grid values and final metrics, filtered by an MLflow expression over dotted keys
+(`--where "params.model.variant = 'vq-vq'"`; backticks are added for you).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sweeps import tracking
+from sweeps.errors import NotFound
+
+SHOWN_METRICS = ("eval/und/total", "eval/gen/attr_acc")
+
+
+def _client(uri: str, experiment: str):
+    from mlflow import MlflowClient  # late: a second to import
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise NotFound(f"no experiment {experiment!r} in {uri}")
+    return client, found.experiment_id
+
+
+def list_runs(uri: str, experiment: str, sweep: str | None, where: str | None = None) -> list[dict]:
+    client, experiment_id = _client(uri, experiment)
+    rows = []
+    for r in tracking.search_trials(client, experiment_id, sweep, where):
+        rows.append({"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
+                     "sweep": r.data.tags.get(tracking.SWEEP), "cell": r.data.tags.get(tracking.CELL),
+                     "seed": int(r.data.tags.get(tracking.SEED, -1)), "variant": r.data.tags.get("unisweep.variant"),
+                     "tasks": r.data.params.get("data.tasks"), "metrics": dict(r.data.metrics)})
+    return sorted(rows, key=lambda row: row["name"] or "")
+
+
+def sweep_status(uri: str, experiment: str, sweep: str, metric: str = "eval/und/total") -> dict:
+    rows = list_runs(uri, experiment, sweep)
+    if not rows:
+        raise NotFound(f"sweep {sweep!r} has no trial runs in {uri} (experiment {experiment!r})")
+    scored = [r for r in rows if r["status"] == "FINISHED" and metric in r["metrics"]]
+    best = max(scored, key=lambda r: r["metrics"][metric], default=None)
+    return {"sweep": sweep, "trials": len(rows), "by_status": dict(Counter(r["status"] for r in rows)),
+            "best": None if best is None else {"name": best["name"], metric: best["metrics"][metric]}}
+
+
+def format_runs(rows: list[dict]) -> str:
+    header = f"{'run':<34} {'status':<9} {'variant':<14} {'tasks':<13} " + " ".join(f"{m:>18}" for m in SHOWN_METRICS)
+    lines = [header]
+    for r in rows:
+        values = " ".join(f"{r['metrics'][m]:>18.4f}" if m in r["metrics"] else f"{'-':>18}" for m in SHOWN_METRICS)
+        lines.append(f"{r['name']:<34} {r['status']:<9} {r['variant'] or '-':<14} {r['tasks'] or '-':<13} {values}")
+    return "\n".join(lines)
