@@ -29,7 +29,7 @@ def run_trial(config: dict) -> None:
             tune.report({**{k: float(v) for k, v in metrics.items()}, "percent": step})
 
     try:
-        train(C.from_flat(job["config"]), report, cache_dir=job["cache_dir"], log=lambda *a: None)
+        train(C.from_flat(job["config"]), report, cache_dir=job["cache_dir"])
     except BaseException:
         tracking.finish(client, job["run_id"], "FAILED")
         raise

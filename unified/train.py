@@ -66,9 +66,8 @@ def _rank_world() -> tuple[int, int]:
 class Trainer:
     """One trial: builds data, frozen spaces and the model, then runs the step loop with evaluations."""
 
-    def __init__(self, cfg: C.ExperimentConfig, cache_dir: str | Path | None = None, log: Callable = print):
+    def __init__(self, cfg: C.ExperimentConfig, cache_dir: str | Path | None = None):
         self.cfg = cfg = C.resolve(cfg)
-        self.log = log
         self.device = pick_device(cfg.train.device)
         self.rank, self.world = _rank_world()
         cache_dir = Path(cache_dir or default_cache_dir())
@@ -179,6 +178,7 @@ class Trainer:
                         evals.pop(0)
                     metrics.update(self.evaluate())
                     metrics["time/train_s"] = time.perf_counter() - t0
+                    metrics["time/setup_s"] = self.setup_s  # data, stage-0 load and samples
                     final = metrics
                     report(metrics, pct, self.state(step + 1, pct))
                 else:
@@ -191,6 +191,6 @@ class Trainer:
 
 
 def train(cfg: C.ExperimentConfig, report: Report | None = None, resume: dict | None = None,
-          cache_dir: str | Path | None = None, log: Callable = print) -> dict[str, float]:
+          cache_dir: str | Path | None = None) -> dict[str, float]:
     """Run one trial; returns the metrics of the last evaluation point (step 100)."""
-    return Trainer(cfg, cache_dir, log).run(report, resume)
+    return Trainer(cfg, cache_dir).run(report, resume)
