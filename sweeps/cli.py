@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 from sweeps.errors import NotFound
 from unified import config as C
@@ -77,7 +78,7 @@ def cmd_run(args) -> int:
     from sweeps.spec import load_spec
 
     spec = load_spec(args.spec)
-    result = run_sweep(spec, open(args.spec).read(), args.smoke, args.tracking_uri, args.address,
+    result = run_sweep(spec, Path(args.spec).read_text(), args.smoke, args.tracking_uri, args.address,
                        args.cache_dir)
     print(f"{result.finished} trial(s) finished, {result.skipped} skipped (already FINISHED), "
           f"{len(result.failed)} failed, in {result.wall_s:.0f} s")

@@ -136,6 +136,8 @@ class Trial:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
+    if not Path(path).is_file():
+        raise SpecError(str(path), "no such sweep spec file")
     text = Path(path).read_text()
     try:
         return parse_spec(text)

@@ -60,3 +60,6 @@ def test_plan_cli_json_and_errors(tmp_path):
     bad.write_text(SPEC.replace("data.tasks", "data.taks"))
     out = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "grid.data.taks" in out.stderr and "data.tasks" in out.stderr
+
+    out = subprocess.run([*cmd, str(tmp_path / "missing.yaml")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "no such sweep spec file" in out.stderr
