@@ -138,9 +138,26 @@ def _smartwatch_paper() -> ExperimentConfig:
     return cfg
 
 
+def _on_faces(make: typing.Callable[[], ExperimentConfig]) -> typing.Callable[[], ExperimentConfig]:
+    """The same preset on SynthFaces (the paper's templated CelebA, PAPER.md §4: its sizes are not public, so
+    the SmartWatch ones stand in). The watch-only keys go back to their defaults: faces ignore them, and a
+    logged `data.hands=hms` would only mislead."""
+
+    def faces() -> ExperimentConfig:
+        cfg = make()
+        defaults = DataConfig()
+        cfg.data = dataclasses.replace(cfg.data, domain="faces", hands=defaults.hands,
+                                       battery_step=defaults.battery_step, battery_text=defaults.battery_text)
+        return cfg
+
+    return faces
+
+
 PRESETS: dict[str, typing.Callable[[], ExperimentConfig]] = {
     "smartwatch-cpu": _smartwatch_cpu,
     "smartwatch-paper": _smartwatch_paper,
+    "faces-cpu": _on_faces(_smartwatch_cpu),
+    "faces-paper": _on_faces(_smartwatch_paper),
 }
 
 

@@ -8,6 +8,7 @@ import types
 # name -> module path; modules are imported on first use so that config.py stays import-light
 DOMAINS: dict[str, str] = {
     "smartwatch": "unified.data.smartwatch",
+    "faces": "unified.data.faces",
 }
 
 
