@@ -52,3 +52,70 @@ def ray_local():
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_process(tmp_path_factory):
+    """One `mlflow server` on 127.0.0.1 for the session (it boots in seconds); stopped at the end.
+
+    Modules that use it request it early through an autouse fixture, so it boots while their SQLite tests run."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tmp, port = tmp_path_factory.mktemp("server"), free_port()
+    mlflow = Path(sys.executable).with_name("mlflow")
+    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp}/srv.db",
+                             "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    yield proc, f"http://127.0.0.1:{port}"
+    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the uvicorn and job-runner children go too
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture
+def server(server_process):
+    """The server's URL once /health answers."""
+    import time
+    import urllib.request
+
+    proc, url = server_process
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            return url
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mlflow server did not come up on {url} (exit {proc.poll()})") from None
+            time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def analysis_store(tmp_path_factory):
+    """A SQLite store holding the planted and null sweeps of tests/analysis_stores.py: (uri, {sweep: parent id})."""
+    import analysis_stores
+    from mlflow import MlflowClient
+
+    from sweeps import tracking
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('analysis')}/mlflow.db"
+    experiment_id = tracking.ensure_store(uri, "unisweep")
+    client = MlflowClient(uri)
+    parents = {name: analysis_stores.fill(client, experiment_id, name, images=name == "planted")
+               for name in analysis_stores.STORED}
+    return uri, parents

@@ -1,13 +1,6 @@
 """MLflow tracking against real stores: a SQLite file in tmp_path, and one `mlflow server` subprocess."""
 
 import dataclasses
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -168,42 +161,9 @@ def test_search_trials_pages_through_every_run(store, spec, trials):
     assert T.quote_keys("params.`a.b` = 'x' and metrics.loss < 1") == "params.`a.b` = 'x' and metrics.loss < 1"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module", autouse=True)
-def server_process(tmp_path_factory):
-    """Start `mlflow server` first, so it boots (seconds) while the SQLite tests run; stop it at the end."""
-    tmp, port = tmp_path_factory.mktemp("server"), free_port()
-    mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp}/srv.db",
-                             "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
-                             "--port", str(port), "--workers", "1"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    yield proc, f"http://127.0.0.1:{port}"
-    os.killpg(proc.pid, signal.SIGTERM)  # its own session: the uvicorn and job-runner children go too
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
-@pytest.fixture
-def server(server_process):
-    proc, url = server_process
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            return url
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mlflow server did not come up on {url} (exit {proc.poll()})") from None
-            time.sleep(0.25)
+def boot_server_early(server_process):
+    """Start the session's `mlflow server` (tests/conftest.py) first, so it boots while the SQLite tests run."""
 
 
 def test_a_trial_logs_to_a_real_mlflow_server(server, spec, trials):

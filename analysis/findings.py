@@ -1,0 +1,470 @@
+"""The paper's eight findings (DESIGN.md §2) as verdicts: one pure function per finding, DataFrames in.
+
+    verdicts = all_findings(trials, histories)    # frames from analysis.query.load; {1: Verdict, ..., 8: Verdict}
+
+Inputs: `trials` (one row per FINISHED trial: dotted config keys, `seed`, latest metrics = the final eval
+point, the highest step logged) and `histories` (run_id, key, step, value; finding 2 only).
+
+Metrics. Understanding: `eval/und/total` (finding 6: `eval/und/<metric of the concept>`, e.g.
+`eval/und/face_color`). Generation: `eval/gen/attr_acc`, only ever compared within one variant (mixed vs
+generation-only of the same variant); across variants only gains are compared (finding 3), never raw scores.
+
+The unit of evidence is a **gain paired by seed**: mixed − understanding-only (understanding side) or mixed −
+generation-only (generation side), between two runs whose configs differ only in `data.tasks` and share the
+seed. Runs are grouped by every config key that varies in the sweep (besides `data.tasks` and `seed`), so a
+gain never mixes configurations. Unless a finding varies them, runs are held at the baseline:
+`model.affine_strength` = 0, `model.freeze_llm` = false, `model.shared_adapter` = the variant's default
+(shared when aligned).
+
+Decision rule (analysis/stats.py). A comparison's effect is the mean over seeds of one number per seed (a gain,
+a difference of gains, or a per-seed slope or curvature); its interval is a percentile bootstrap over seeds,
+widened to Student's t interval where that is wider (few seeds: see analysis/stats.py). The comparisons of one
+finding form its Holm family (α = 0.05): each interval is drawn at its Holm step-down level (1 − α/m for the
+strongest of m, ...), so "the interval excludes 0" is Holm's rejection.
+- comparison: **reproduced** = its interval lies wholly on the paper's side of 0; **contradicted** = wholly on
+  the other side; **inconclusive** = it straddles 0, or only one seed (interval unavailable).
+- finding: **contradicted** if any comparison is, **reproduced** if all are, else **inconclusive**; **not run**
+  when the sweep lacks the arms it needs (the detail names them). Its headline effect and interval are those of
+  the comparison the verdict hinges on: the most contradicting one, else the weakest (lowest bound on the
+  paper's side).
+
+Per finding: the claim (paper's direction), the arms it needs (config keys), the per-seed number, the family.
+1. Mixed beats single-task on both sides. Arms: `data.tasks` mixed + understanding and/or generation, same
+   config and seeds. Number: the gain. Family: variants x sides.
+2. The gain grows with data. Arms: as 1, with >= 2 eval points (`train.eval_points`; from the histories).
+   Number: slope of the gain vs the fraction of data seen. Family: variants x sides.
+3. Aligned variants gain more. Arms: as 1 for an aligned (`model.variant` siglip-siglip, vq-vq) and a
+   misaligned variant. Number: mean aligned gain − mean misaligned gain (difference in differences). Family: sides.
+4. An affine distortion shrinks the gain. Arms: as 1 at >= 2 values of `model.affine_strength`. Number: slope
+   of the gain vs s, expected negative. Family: variants x sides.
+5. Inverted U in the mix ratio. Arms: `data.tasks`=mixed at >= 3 ratios (`data.gen_ratio`, or
+   `data.und_samples` / `data.gen_samples`). Number: curvature of the metric vs log2(gen/und), expected
+   negative; a reproduced curvature whose optimum falls outside the tested ratios counts as inconclusive.
+   Family: variants x sides.
+6. Concept transfer. Arms: a concept a with `data.freq.vqa.a` and `data.freq.caption.a` <= 0.1 and
+   `data.freq.gen.a` > 0, under `data.tasks` mixed and understanding. Number: the gain on
+   `eval/und/<metric of a>`. Family: variants x concepts.
+7. The transfer lives in the LLM. Arms: `model.freeze_llm` true + false, and/or `model.shared_adapter` true +
+   false for one variant, each under mixed and understanding. Numbers: trained-LLM gain − frozen-LLM gain; the
+   gain with separate adapters. Understanding side only. Family: all of these.
+8. Model scale (the paper leaves the trend open). Arms: as 1 at >= 2 values of `backbone.size`. Number: the
+   gain at each size (the claim: it holds at every size); the slope over sizes is reported in the detail, not
+   tested. Family: variants x sizes x sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from analysis import stats
+from unified.config import BACKBONE_SIZES
+
+UND, GEN = "eval/und/total", "eval/gen/attr_acc"
+SIDES = {"und": (UND, "understanding"), "gen": (GEN, "generation")}  # side -> (metric, single-task arm)
+ALIGNED = ("siglip-siglip", "vq-vq")
+RARE = 0.1  # a concept asked or mentioned at most this often in understanding data counts as rare
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "not run")
+# Keys a variant fixes by itself (unified.config.resolve): they vary with the variant, not as axes of their own.
+VARIANT_DERIVED = ("model.adapter_und", "model.adapter_gen", "model.alpha", "model.shared_adapter")
+RATIO_KEYS = ("data.gen_ratio", "data.gen_samples", "data.und_samples", "data.total_samples")
+FINDINGS = {
+    1: "Mixed training beats understanding-only on understanding and generation-only on generation, per variant.",
+    2: "The benefit of mixed training grows with data (10 %...100 % of the budget).",
+    3: "Aligned variants (siglip-siglip, vq-vq) gain more from mixed training than misaligned ones.",
+    4: "An affine distortion of the input space weakens the gain as its strength s grows.",
+    5: "More of one task's data helps the other at first; too much imbalance hurts it.",
+    6: "A concept rare in understanding data but present in generation data is still answered.",
+    7: "The transfer lives in the LLM, not in the adapters.",
+    8: "The mutual benefit holds as the backbone grows (the trend is measured, not claimed).",
+}
+
+
+@dataclass
+class Verdict:
+    finding: int
+    claim: str
+    effect: float
+    ci_low: float
+    ci_high: float
+    n: int  # seeds behind the headline comparison
+    verdict: str  # one of VERDICTS
+    detail: str
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+
+    def row(self) -> dict:
+        return {k: getattr(self, k) for k in ("finding", "claim", "effect", "ci_low", "ci_high", "n", "verdict",
+                                              "detail")}
+
+
+@dataclass
+class Comparison:
+    label: str  # e.g. "und, model.variant=vq-vq"
+    metric: str
+    values: np.ndarray  # one number per seed; the effect is their mean
+    direction: int  # +1: the paper expects a positive effect, −1: negative
+
+
+def all_findings(trials: pd.DataFrame, histories: pd.DataFrame) -> dict[int, Verdict]:
+    return {1: mutual_benefit(trials), 2: data_scaling(trials, histories), 3: alignment(trials),
+            4: affine_distortion(trials), 5: mix_ratio(trials), 6: concept_transfer(trials),
+            7: llm_not_adapters(trials), 8: model_scale(trials)}
+
+
+# ---------------------------------------------------------------- the findings
+
+
+def mutual_benefit(trials: pd.DataFrame) -> Verdict:
+    rows = baseline(trials)
+    comps = []
+    for side, (metric, control) in SIDES.items():
+        gains = paired_gains(rows, metric, control)
+        for ctx, g in _groups(gains, context_keys(rows)):
+            comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1))
+    return decide(1, comps, "data.tasks=mixed with data.tasks=understanding and/or generation (same config, seeds)")
+
+
+def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
+    rows = baseline(trials)
+    needs = "the arms of finding 1 with >= 2 eval points each (train.eval_points >= 2)"
+    if histories.empty or rows.empty:
+        return not_run(2, needs)
+    keys = context_keys(rows)
+    comps = []
+    for side, (metric, control) in SIDES.items():
+        curves = gain_curves(rows, histories, metric, control, keys)
+        for ctx, g in _groups(curves, keys):
+            table = g.pivot_table(index="seed", columns="step", values="gain")  # [seeds, steps]
+            if table.shape[1] >= 2:
+                slopes = stats.slope_by_seed(table.columns.to_numpy() / 100, table.to_numpy())
+                comps.append(Comparison(_label(side, ctx), f"d gain / d fraction ({metric})", slopes, +1))
+    return decide(2, comps, needs)
+
+
+def alignment(trials: pd.DataFrame) -> Verdict:
+    rows = baseline(trials)
+    if "model.variant" not in rows:
+        return not_run(3, "model.variant")
+    keys = context_keys(rows)
+    outer = [k for k in keys if k != "model.variant" and k not in VARIANT_DERIVED]
+    comps = []
+    for side, (metric, control) in SIDES.items():
+        gains = paired_gains(rows, metric, control, keys=[*outer, "model.variant"])
+        if gains.empty:
+            continue
+        gains["aligned"] = gains["model.variant"].isin(ALIGNED)
+        for ctx, g in _groups(gains, outer):
+            by_seed = g.pivot_table(index="seed", columns="aligned", values="gain", aggfunc="mean")
+            if {True, False} <= set(by_seed.columns):
+                did = stats.diff_in_diff(by_seed[True].to_numpy(), by_seed[False].to_numpy())
+                comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1))
+    return decide(3, comps, "the arms of finding 1 for an aligned (siglip-siglip, vq-vq) and a misaligned variant")
+
+
+def affine_distortion(trials: pd.DataFrame) -> Verdict:
+    return _trend(4, baseline(trials, vary="model.affine_strength"), "model.affine_strength", direction=-1,
+                  needs="the arms of finding 1 at >= 2 values of model.affine_strength")
+
+
+def mix_ratio(trials: pd.DataFrame) -> Verdict:
+    needs = "data.tasks=mixed at >= 3 mix ratios (data.gen_ratio or data.und_samples/data.gen_samples)"
+    rows = baseline(trials)
+    if not {"data.tasks", "data.gen_samples", "data.und_samples"} <= set(rows.columns):
+        return not_run(5, needs)
+    rows = rows[rows["data.tasks"].eq("mixed")].copy()
+    if rows.empty:
+        return not_run(5, needs)
+    rows["ratio"] = mix_ratios(rows)
+    keys = [k for k in context_keys(rows) if k not in RATIO_KEYS]
+    comps, ranges, optima = [], [], []
+    for side, (metric, _) in SIDES.items():
+        if metric not in rows:
+            continue
+        for ctx, g in _groups(rows[rows[metric].notna()], keys):
+            table = g.pivot_table(index="seed", columns="ratio", values=metric, aggfunc="mean")
+            if table.shape[1] < 3:
+                continue
+            x = ratio_axis(table.columns.to_numpy())
+            fit = stats.quadratic_fit(x, table.to_numpy(), x)
+            comps.append(Comparison(_label(side, ctx), f"curvature of {metric} in log2(gen/und)",
+                                    fit["curvature_by_seed"], -1))
+            ranges.append((x.min(), x.max()))
+            optima.append(fit["optimum"])
+    if not comps:
+        return not_run(5, needs)
+    table = family_table(comps)
+    # The claim is an interior optimum: a curvature < 0 with the peak at an edge is a monotone trend, not a U.
+    inside = [lo < opt < hi for (lo, hi), opt in zip(ranges, optima, strict=True)]
+    table["optimum_gen_per_und"] = [2.0 ** o if np.isfinite(o) else np.nan for o in optima]
+    table.loc[table["verdict"].eq("reproduced") & ~np.array(inside), "verdict"] = "inconclusive"
+    outside = [c.label for c, ok in zip(comps, inside, strict=True) if not ok]
+    note = f"optimum outside the tested ratios (inconclusive): {'; '.join(outside)}" if outside else ""
+    return summarise(5, table, note)
+
+
+def concept_transfer(trials: pd.DataFrame) -> Verdict:
+    needs = (f"a concept a with data.freq.vqa.a and data.freq.caption.a <= {RARE} and data.freq.gen.a > 0, "
+             "under data.tasks=mixed and understanding")
+    rows = baseline(trials)
+    comps = []
+    for attr in concepts(rows):
+        rare = rows[rows[[f"data.freq.vqa.{attr}", f"data.freq.caption.{attr}"]].max(axis=1).le(RARE)
+                    & rows[f"data.freq.gen.{attr}"].gt(0)]
+        metric = concept_metric(rows, attr)
+        if metric not in rows:
+            continue
+        gains = paired_gains(rare, metric, "understanding")
+        for ctx, g in _groups(gains, context_keys(rare)):
+            comps.append(Comparison(_label(attr, ctx), metric, g["gain"].to_numpy(), +1))
+    return decide(6, comps, needs)
+
+
+def llm_not_adapters(trials: pd.DataFrame) -> Verdict:
+    metric, control = SIDES["und"]
+    comps = []
+    frozen = baseline(trials, vary="model.freeze_llm")
+    if "model.freeze_llm" in frozen and frozen["model.freeze_llm"].nunique() == 2:
+        keys = context_keys(frozen)
+        gains = paired_gains(frozen, metric, control)
+        outer = [k for k in keys if k != "model.freeze_llm"]
+        for ctx, g in _groups(gains, outer):
+            by_seed = g.pivot_table(index="seed", columns="model.freeze_llm", values="gain", aggfunc="mean")
+            if {True, False} <= set(by_seed.columns):
+                did = stats.diff_in_diff(by_seed[False].to_numpy(), by_seed[True].to_numpy())
+                comps.append(Comparison(_label("trained - frozen LLM gain", ctx), metric, did, +1))
+    adapters = baseline(trials, vary="model.shared_adapter")
+    if "model.shared_adapter" in adapters:
+        both = adapters.groupby("model.variant")["model.shared_adapter"].transform("nunique").eq(2)
+        separate = adapters[both & adapters["model.shared_adapter"].eq(False)]
+        gains = paired_gains(separate, metric, control)
+        for ctx, g in _groups(gains, context_keys(separate)):
+            comps.append(Comparison(_label("gain with separate adapters", ctx), metric, g["gain"].to_numpy(), +1))
+    return decide(7, comps, "model.freeze_llm true and false, and/or model.shared_adapter true and false for one "
+                            "variant, each under data.tasks=mixed and understanding")
+
+
+def model_scale(trials: pd.DataFrame) -> Verdict:
+    return _trend(8, baseline(trials), "backbone.size", direction=0,
+                  needs="the arms of finding 1 at >= 2 values of backbone.size")
+
+
+# ---------------------------------------------------------------- gains, grouped by configuration
+
+
+def baseline(trials: pd.DataFrame, vary: str | None = None) -> pd.DataFrame:
+    """FINISHED runs at the baseline of the axes other findings vary (the one named by `vary` is kept free)."""
+    rows = trials[trials["status"].eq("FINISHED")] if "status" in trials else trials
+    if vary != "model.affine_strength" and "model.affine_strength" in rows:
+        rows = rows[rows["model.affine_strength"].fillna(0).eq(0)]
+    if vary != "model.freeze_llm" and "model.freeze_llm" in rows:
+        rows = rows[~rows["model.freeze_llm"].fillna(False).astype(bool)]
+    if vary != "model.shared_adapter" and {"model.shared_adapter", "model.variant"} <= set(rows.columns):
+        rows = rows[rows["model.shared_adapter"].astype(object).eq(rows["model.variant"].isin(ALIGNED))]
+    return rows
+
+
+def config_keys(frame: pd.DataFrame) -> list[str]:
+    """Config columns: dotted keys (metrics have slashes; identity and tag columns have no dots)."""
+    return [c for c in frame.columns if "." in c and "/" not in c]
+
+
+def context_keys(rows: pd.DataFrame) -> list[str]:
+    """Config keys that vary among `rows`, besides data.tasks and seed: what a gain must be held within."""
+    keys = [k for k in config_keys(rows) if k not in ("data.tasks", "seed")]
+    return [k for k in keys if rows[k].astype(str).nunique() > 1]
+
+
+def paired_gains(rows: pd.DataFrame, metric: str, control: str, treat: str = "mixed",
+                 keys: list[str] | None = None) -> pd.DataFrame:
+    """treat − control per (config, seed): columns = `keys` (default: the context keys), seed, gain.
+
+    Runs without a partner of the same config and seed drop out."""
+    keys = context_keys(rows) if keys is None else keys
+    if metric not in rows or "data.tasks" not in rows:
+        return pd.DataFrame(columns=[*keys, "seed", "gain"])
+    sub = _keyed(rows[rows["data.tasks"].isin([treat, control]) & rows[metric].notna()], keys)
+    if sub.empty:
+        return pd.DataFrame(columns=[*keys, "seed", "gain"])
+    table = sub.pivot_table(index=[*keys, "seed"], columns="data.tasks", values=metric, aggfunc="mean")
+    if treat not in table or control not in table:
+        return pd.DataFrame(columns=[*keys, "seed", "gain"])
+    gain = (table[treat] - table[control]).dropna().rename("gain")
+    return gain.reset_index()
+
+
+def gain_curves(rows, histories, metric, control, keys, treat="mixed") -> pd.DataFrame:
+    """Paired gain at every eval step: columns = keys, seed, step, gain."""
+    h = histories[histories["key"].eq(metric)]
+    sub = _keyed(rows[rows["data.tasks"].isin([treat, control])], keys)[[*keys, "seed", "data.tasks", "run_id"]]
+    long = sub.merge(h[["run_id", "step", "value"]], on="run_id")
+    if long.empty:
+        return pd.DataFrame(columns=[*keys, "seed", "step", "gain"])
+    table = long.pivot_table(index=[*keys, "seed", "step"], columns="data.tasks", values="value", aggfunc="mean")
+    if treat not in table or control not in table:
+        return pd.DataFrame(columns=[*keys, "seed", "step", "gain"])
+    return (table[treat] - table[control]).dropna().rename("gain").reset_index()
+
+
+def mix_ratios(rows: pd.DataFrame) -> pd.Series:
+    """gen / und samples of each run, from the resolved budgets (data.gen_ratio resolves into them)."""
+    return rows["data.gen_samples"].astype(float) / rows["data.und_samples"].astype(float)
+
+
+def ratio_axis(ratios) -> np.ndarray:
+    """log2(gen/und): imbalance is symmetric on a log scale; plain ratios when one is 0 (no log)."""
+    r = np.asarray(ratios, dtype=float)
+    return np.log2(r) if np.all(r > 0) else r
+
+
+def concepts(rows: pd.DataFrame) -> list[str]:
+    """Attributes rare in understanding data (vqa and caption frequencies <= RARE) and present in generation."""
+    out = []
+    for col in [c for c in rows.columns if c.startswith("data.freq.gen.")]:
+        attr = col.removeprefix("data.freq.gen.")
+        und = [f"data.freq.vqa.{attr}", f"data.freq.caption.{attr}"]
+        if set(und) <= set(rows.columns):
+            rare = rows[und].max(axis=1).le(RARE) & rows[col].gt(0)
+            if rare.any():
+                out.append(attr)
+    return out
+
+
+def concept_metric(rows: pd.DataFrame, attr: str) -> str:
+    """`eval/und/<metric>` an attribute is scored under (the domain's METRICS; e.g. weather_pos -> position)."""
+    from unified.data.domains import get_domain
+
+    domains = rows["data.domain"].dropna().unique() if "data.domain" in rows else []
+    mapping = getattr(get_domain(domains[0]), "METRICS", {}) if len(domains) == 1 else {}
+    return f"eval/und/{mapping.get(attr, attr)}"
+
+
+def _trend(finding: int, rows: pd.DataFrame, axis: str, direction: int, needs: str) -> Verdict:
+    """Findings 4 and 8: the paired gain along one axis. direction −1: a per-seed slope, expected negative;
+    direction 0 (finding 8): the gain at each axis value, expected positive, with the slope reported."""
+    if axis not in rows or rows[axis].nunique() < 2:
+        return not_run(finding, needs)
+    keys = context_keys(rows)
+    outer = [k for k in keys if k != axis]
+    comps, slopes = [], []
+    for side, (metric, control) in SIDES.items():
+        gains = paired_gains(rows, metric, control)
+        for ctx, g in _groups(gains, outer):
+            table = g.pivot_table(index="seed", columns=axis, values="gain", aggfunc="mean")
+            if table.shape[1] < 2:
+                continue
+            x = axis_positions(axis, table.columns)
+            by_seed = stats.slope_by_seed(x, table.to_numpy())
+            if direction:
+                comps.append(Comparison(_label(side, ctx), f"d gain / d {axis} ({metric})", by_seed, direction))
+                continue
+            est = stats.estimate(by_seed)
+            lo, hi = est.interval(1 - stats.ALPHA)
+            slopes.append(f"{_label(side, ctx)}: {est.effect:+.3g} per size step [{lo:+.3g}, {hi:+.3g}]")
+            for value in table.columns:
+                comps.append(Comparison(_label(side, ctx, f"{axis}={value}"), metric, table[value].to_numpy(), +1))
+    verdict = decide(finding, comps, needs)
+    if slopes:
+        verdict.detail += "; slope of the gain over sizes: " + "; ".join(slopes)
+    return verdict
+
+
+def axis_positions(axis: str, values) -> np.ndarray:
+    """Numeric positions along an axis; backbone sizes are ranked tiny < small < base."""
+    if axis == "backbone.size":
+        return np.array([BACKBONE_SIZES.index(v) if v in BACKBONE_SIZES else np.nan for v in values], dtype=float)
+    return np.asarray(values, dtype=float)
+
+
+def _keyed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Grouping keys as hashable, NaN-free values (pivot_table drops NaN keys)."""
+    rows = rows.copy()
+    for k in keys:
+        rows[k] = rows[k].astype(object).where(rows[k].notna(), "none")
+    return rows
+
+
+def _groups(frame: pd.DataFrame, keys: list[str]):
+    """(label, sub-frame) per distinct value of `keys` among the rows; label 'key=value, ...' ('all' when none)."""
+    if frame.empty:
+        return
+    if not keys:
+        yield "all", frame
+        return
+    shown = [k for k in keys if k not in VARIANT_DERIVED or _varies_within_variant(frame, k)]
+    for values, g in frame.groupby(keys, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if k in shown)
+        yield label or "all", g
+
+
+def _varies_within_variant(frame: pd.DataFrame, key: str) -> bool:
+    if "model.variant" not in frame:
+        return True
+    return bool(frame.groupby("model.variant")[key].nunique().gt(1).any())
+
+
+def _label(*parts: str) -> str:
+    return ", ".join(p for p in parts if p and p != "all") or "all"
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def family_table(comps: list[Comparison]) -> pd.DataFrame:
+    """One row per comparison: effect, Holm-level interval, p-values, n, verdict."""
+    comps = [c for c in comps if np.isfinite(np.asarray(c.values, dtype=float)).any()]
+    estimates = [stats.estimate(c.values) for c in comps]
+    levels = stats.holm_levels([e.p for e in estimates])
+    rows = []
+    for c, e, level in zip(comps, estimates, levels, strict=True):
+        lo, hi = e.interval(level)
+        rows.append({"comparison": c.label, "metric": c.metric, "effect": e.effect, "ci_low": lo, "ci_high": hi,
+                     "level": level if e.n > 1 else np.nan, "p": e.p, "p_sign_flip": e.p_sign_flip,
+                     "n": e.n, "direction": c.direction, "verdict": _one(e.n, lo, hi, c.direction)})
+    columns = ["comparison", "metric", "effect", "ci_low", "ci_high", "level", "p", "p_sign_flip", "n",
+               "direction", "verdict"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _one(n: int, lo: float, hi: float, direction: int) -> str:
+    if n < 2:
+        return "inconclusive"
+    if direction * lo > 0 and direction * hi > 0:
+        return "reproduced"
+    if direction * lo < 0 and direction * hi < 0:
+        return "contradicted"
+    return "inconclusive"
+
+
+def decide(finding: int, comps: list[Comparison], needs: str) -> Verdict:
+    table = family_table(comps)
+    return not_run(finding, needs) if table.empty else summarise(finding, table)
+
+
+def summarise(finding: int, table: pd.DataFrame, note: str = "") -> Verdict:
+    """A finding's verdict from its family table (rule in the module docstring)."""
+    counts = table["verdict"].value_counts()
+    if counts.get("contradicted", 0):
+        verdict = "contradicted"
+        # the most contradicting: the bound on the paper's side furthest on the wrong side
+        key = np.where(table["direction"] > 0, table["ci_high"], -table["ci_low"])
+    else:
+        verdict = "reproduced" if counts.get("reproduced", 0) == len(table) else "inconclusive"
+        key = np.where(table["direction"] > 0, table["ci_low"], -table["ci_high"])
+    key = np.where(np.isfinite(key), key, -np.inf)  # one-seed comparisons (no interval) are the weakest
+    head = table.iloc[int(np.argmin(key))]
+    parts = [f"{len(table)} comparison(s), Holm family (alpha={stats.ALPHA}): "
+             + ", ".join(f"{n} {v}" for v, n in counts.items())]
+    if table["n"].max() < 2:
+        parts.append("one seed: interval unavailable")
+    parts.append(f"headline: {head['comparison']} ({head['metric']})")
+    if note:
+        parts.append(note)
+    return Verdict(finding, FINDINGS[finding], float(head["effect"]), float(head["ci_low"]), float(head["ci_high"]),
+                   int(head["n"]), verdict, "; ".join(parts), table)
+
+
+def not_run(finding: int, needs: str) -> Verdict:
+    return Verdict(finding, FINDINGS[finding], np.nan, np.nan, np.nan, 0, "not run", f"needs {needs}")

@@ -1,0 +1,175 @@
+"""`unisweep report SWEEP [SWEEP ...]`: the findings of one or more sweeps as a Markdown report with figures.
+
+    unisweep report quickstart [--tracking-uri URI] [--experiment NAME] [--out DIR]   # default reports/quickstart
+
+Writes `report.md` (the verdict table first, then each finding's comparisons and figure), `findings.csv` and
+`figures/*.png` under the out directory, prints the verdict table, and logs the report and figures as
+artifacts of each sweep's parent run under `report/`, so the MLflow UI shows them beside the sweep. Reading
+MLflow is analysis/query.py's job; the frames it returns are cached under `<out>/.cache`, so a second report
+of an unchanged sweep skips the metric histories. Smoke runs (`--smoke`) are analysed only when a sweep has no
+other runs. Seconds for a quickstart; see BENCHMARKS.md for 10,000 trials.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from analysis import findings as F
+from analysis import query
+from sweeps.errors import NotFound
+
+FIGURES = {1: "mutual_benefit.png", 2: "data_scaling.png", 3: "alignment.png", 4: "affine.png", 5: "mix_ratio.png",
+           6: "concept_transfer.png", 7: "llm_vs_adapters.png", 8: "model_scale.png"}
+IMAGES = "generated_images.png"
+
+
+def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experiment: str = "unisweep",
+                 cache_dir: str | Path | None = None, attach: bool = True) -> dict[int, F.Verdict]:
+    """Write the report of `sweeps` into `out_dir` and onto each sweep's parent run; return {finding: Verdict}."""
+    sweeps = [sweeps] if isinstance(sweeps, str) else list(sweeps)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = query.load(uri, sweeps, experiment, cache_dir=cache_dir or out / ".cache")
+    trials, notes = select_trials(data.trials)
+    if trials.empty:
+        raise NotFound(f"sweep(s) {', '.join(sweeps)} have no FINISHED trial runs yet in {uri}")
+    verdicts = F.all_findings(trials, data.histories)
+
+    figures = draw_figures(verdicts, trials, data.histories, out / "figures")
+    images = query.download_images(uri, image_runs(trials), out / ".cache" / "images")
+    by_variant = {trials.set_index("run_id").at[run_id, "variant"] or run_id: files for run_id, files in images.items()}
+    image_path = _plots().image_grid(by_variant, out / "figures" / IMAGES)
+    if image_path is None:
+        notes.append("No trial logged a `generated.png` artifact: the figure of generated images is left out.")
+
+    (out / "report.md").write_text(render(sweeps, uri, trials, verdicts, figures, image_path, notes, data.cached))
+    pd.DataFrame([v.row() for v in verdicts.values()]).to_csv(out / "findings.csv", index=False)
+    pd.concat([v.comparisons.assign(finding=k) for k, v in verdicts.items() if not v.comparisons.empty]
+              or [pd.DataFrame()]).to_csv(out / "comparisons.csv", index=False)
+    if attach and data.parents:
+        files = [out / "report.md", out / "findings.csv", out / "comparisons.csv",
+                 *figures.values(), *([image_path] if image_path else [])]
+        query.attach_report(uri, list(data.parents.values()), files, out)
+    return verdicts
+
+
+def select_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """FINISHED runs; smoke runs only where a sweep has nothing else. Returns the rows and notes for the report."""
+    notes = []
+    unfinished = trials[~trials["status"].eq("FINISHED")]
+    if len(unfinished):
+        counts = unfinished["status"].value_counts()
+        notes.append("Left out (not FINISHED): " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
+    rows = trials[trials["status"].eq("FINISHED")]
+    keep = []
+    for sweep, g in rows.groupby("sweep"):
+        real = g[~g["smoke"]]
+        if real.empty:
+            notes.append(f"Sweep {sweep}: only smoke runs (--smoke): verdicts at smoke size say nothing of science.")
+        keep.append(real if len(real) else g)
+    return (pd.concat(keep) if keep else rows.iloc[:0]), notes
+
+
+def draw_figures(verdicts, trials, histories, folder: Path) -> dict[int, Path]:
+    plots = _plots()
+    drawn = {1: plots.effect_bars(verdicts[1], folder / FIGURES[1], "mixed − single-task (paired by seed)"),
+             2: plots.data_scaling(trials, histories, folder / FIGURES[2]),
+             3: plots.effect_bars(verdicts[3], folder / FIGURES[3], "aligned gain − misaligned gain"),
+             4: plots.gain_vs_axis(trials, "model.affine_strength", folder / FIGURES[4]),
+             5: plots.mix_ratio(trials, folder / FIGURES[5]),
+             6: plots.effect_bars(verdicts[6], folder / FIGURES[6], "mixed − understanding-only on the rare concept"),
+             7: plots.effect_bars(verdicts[7], folder / FIGURES[7], "difference in gain"),
+             8: plots.effect_bars(verdicts[8], folder / FIGURES[8], "gain at each backbone size")}
+    return {k: p for k, p in drawn.items() if p is not None and verdicts[k].verdict != "not run"}
+
+
+def image_runs(trials: pd.DataFrame) -> list[str]:
+    """Per variant, the mixed run of the lowest seed (the one whose generated images the report shows)."""
+    mixed = trials[trials.get("data.tasks", pd.Series(index=trials.index, dtype=object)).eq("mixed")]
+    mixed = mixed.sort_values(["variant", "seed", "run_id"])
+    return list(mixed.groupby("variant").head(1)["run_id"])
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def render(sweeps, uri, trials, verdicts, figures, image_path, notes, cached) -> str:
+    lines = [f"# unisweep report: {', '.join(sweeps)}", "",
+             f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {sorted(trials['seed'].dropna().unique())}. "
+             "Effects are means over seeds of paired differences; intervals are percentile bootstraps at each "
+             "family's Holm level (rules: `analysis/findings.py`).", "",
+             verdict_table(verdicts, markdown=True), ""]
+    lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    for k, v in verdicts.items():
+        lines += [f"## Finding {k}: {v.claim}", "", f"**{v.verdict}** — {v.detail}", ""]
+        if not v.comparisons.empty:
+            lines += [_markdown_table(v.comparisons), ""]
+        if k in figures:
+            lines += [f"![finding {k}]({figures[k].relative_to(figures[k].parent.parent).as_posix()})", ""]
+    if image_path is not None:
+        lines += ["## Generated images", "", f"![generated images](figures/{IMAGES})", ""]
+    lines.append(f"_Runs read {'from the Parquet cache' if cached else 'from MLflow'}._")
+    return "\n".join(lines) + "\n"
+
+
+def verdict_table(verdicts: dict[int, F.Verdict], markdown: bool = False) -> str:
+    rows = [{"#": k, "verdict": v.verdict, "effect": _num(v.effect), "interval": _interval(v), "n": v.n,
+             "claim": v.claim} for k, v in verdicts.items()]
+    frame = pd.DataFrame(rows)
+    if markdown:
+        return _markdown_table(frame)
+    return frame.to_string(index=False, justify="left", max_colwidth=80)
+
+
+def _markdown_table(frame: pd.DataFrame) -> str:
+    def cell(v):
+        return _num(v) if isinstance(v, float) else str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def _num(v) -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.4g}"
+
+
+def _interval(v: F.Verdict) -> str:
+    if v.verdict == "not run":
+        return "—"
+    return "unavailable" if not math.isfinite(v.ci_low) else f"[{v.ci_low:+.4g}, {v.ci_high:+.4g}]"
+
+
+def _plots():
+    from analysis import plots  # late: matplotlib takes a second to import, and `--help` should not wait
+
+    return plots
+
+
+# ---------------------------------------------------------------- command line
+
+
+def add_parser(subparsers) -> None:
+    """Register `report` on the `unisweep` command line (sweeps/cli.py calls this with its subparsers)."""
+    p = subparsers.add_parser("report", help="the paper's findings as verdicts with intervals, figures, Markdown")
+    p.add_argument("sweeps", nargs="+", metavar="SWEEP", help="sweep name(s), e.g. quickstart")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                                         "sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
+    p.add_argument("--out", default=None, help="output directory (default reports/<sweep>)")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from sweeps import tracking
+
+    uri = tracking.absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else tracking.default_tracking_uri()
+    out = Path(args.out or Path("reports") / "+".join(args.sweeps))
+    verdicts = write_report(uri, args.sweeps, out, args.experiment)
+    print(verdict_table(verdicts))
+    print(f"report: {out / 'report.md'}")
+    return 0

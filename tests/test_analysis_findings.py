@@ -1,0 +1,168 @@
+"""Verdicts from planted effects: a real SQLite store filled by sweeps.tracking, and the same runs in memory.
+
+The planted sizes (tests/analysis_stores.py) must be reproduced with the right sign and lie inside their
+intervals; no effect must stay inconclusive; one seed has no interval; missing arms are "not run".
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from analysis_stores import memory_runs
+from mlflow import MlflowClient
+
+from analysis import findings as F
+from analysis import query
+
+NO_HISTORIES = pd.DataFrame(columns=["run_id", "key", "step", "value"])
+# planted gain at 100 % of the data (and slope per unit fraction, since gains grow linearly from 0)
+PLANTED = {("und", "siglip-siglip"): 0.15, ("und", "siglip-vq"): 0.05,
+           ("gen", "siglip-siglip"): 0.12, ("gen", "siglip-vq"): 0.04}
+
+
+@pytest.fixture(scope="module")
+def planted(analysis_store):
+    uri, _ = analysis_store
+    return query.load(uri, ["planted"])
+
+
+def memory(name: str) -> pd.DataFrame:
+    return query.trials_frame(memory_runs(name))
+
+
+def assert_inside(table: pd.DataFrame, expected: dict[str, float]):
+    for label, size in expected.items():
+        row = table.set_index("comparison").loc[label]
+        assert row["ci_low"] < size < row["ci_high"], (label, size, row.to_dict())
+        assert row["verdict"] == "reproduced", (label, row.to_dict())
+
+
+def test_query_gives_one_typed_row_per_trial_and_the_eval_histories(planted, analysis_store):
+    trials, histories = planted.trials, planted.histories
+    assert len(trials) == 2 * 3 * 4 and trials["run_id"].is_unique
+    assert set(trials["seed"]) == {0, 1, 2, 3} and set(trials["variant"]) == {"siglip-siglip", "siglip-vq"}
+    assert trials["model.freeze_llm"].dtype == "boolean" and not trials["model.freeze_llm"].any()
+    assert trials["data.und_samples"].dtype == "int64" and trials["model.affine_strength"].dtype == "float64"
+    assert trials["data.gen_ratio"].isna().all()  # "None" in MLflow
+    assert (trials["status"] == "FINISHED").all() and not trials["smoke"].any()
+    # the latest value of a metric is the final eval point's
+    final = histories[histories["step"].eq(100) & histories["key"].eq(F.UND)].set_index("run_id")["value"]
+    assert trials.set_index("run_id")[F.UND].to_dict() == pytest.approx(final.to_dict())
+    assert set(histories["step"]) == {50, 100} and set(histories["key"]) == set(query.HISTORY_KEYS)
+    assert len(histories) == len(trials) * 2 * 2
+    # the thread-pool path (used over HTTP) reads the same histories as the bulk query
+    client = MlflowClient(analysis_store[0])
+    threaded = query.fetch_histories(client, list(trials["run_id"]), bulk=False)
+    pd.testing.assert_frame_equal(threaded, histories)
+
+
+def test_cache_is_reused_until_a_run_changes(analysis_store, tmp_path):
+    uri, _ = analysis_store
+    first = query.load(uri, ["nulleffect"], cache_dir=tmp_path)
+    again = query.load(uri, ["nulleffect"], cache_dir=tmp_path)
+    assert not first.cached and again.cached
+    pd.testing.assert_frame_equal(first.trials, again.trials)
+    pd.testing.assert_frame_equal(first.histories, again.histories)
+    MlflowClient(uri).set_tag(first.trials["run_id"].iloc[0], "note", "x")  # tags are not part of the key
+    assert query.load(uri, ["nulleffect"], cache_dir=tmp_path).cached
+    MlflowClient(uri).log_metric(first.trials["run_id"].iloc[0], "eval/extra", 1.0, step=100)
+    assert not query.load(uri, ["nulleffect"], cache_dir=tmp_path).cached
+
+
+def test_planted_mutual_benefit_alignment_and_scaling_are_reproduced(planted):
+    verdicts = F.all_findings(planted.trials, planted.histories)
+    v1, v2, v3 = verdicts[1], verdicts[2], verdicts[3]
+    assert v1.verdict == "reproduced" and v1.n == 4
+    assert_inside(v1.comparisons, {f"{side}, model.variant={variant}": size
+                                   for (side, variant), size in PLANTED.items()})
+    # headline = the weakest comparison: the misaligned generation gain, 0.04
+    assert v1.ci_low < 0.04 < v1.ci_high and v1.effect == pytest.approx(0.04, abs=0.01)
+    assert v2.verdict == "reproduced"  # slope of the gain per unit of data fraction = the planted size
+    assert_inside(v2.comparisons, {f"{side}, model.variant={variant}": size
+                                   for (side, variant), size in PLANTED.items()})
+    assert v3.verdict == "reproduced"
+    assert_inside(v3.comparisons, {"und, aligned - misaligned gain": 0.10, "gen, aligned - misaligned gain": 0.08})
+    # Holm step-down: the strongest of 4 at 1 - 0.05/4, then 0.05/3, 0.05/2, 0.05/1
+    assert sorted(v1.comparisons["level"]) == pytest.approx([0.95, 0.975, 1 - 0.05 / 3, 1 - 0.05 / 4])
+    for k in (4, 5, 6, 7, 8):
+        assert verdicts[k].verdict == "not run" and verdicts[k].detail.startswith("needs ")
+        assert math.isnan(verdicts[k].effect) and verdicts[k].n == 0
+
+
+def test_no_effect_is_inconclusive(analysis_store):
+    uri, _ = analysis_store
+    data = query.load(uri, ["nulleffect"])
+    v = F.mutual_benefit(data.trials)
+    assert v.verdict == "inconclusive"
+    assert set(v.comparisons["verdict"]) == {"inconclusive"}
+    assert ((v.comparisons["ci_low"] < 0) & (v.comparisons["ci_high"] > 0)).all()
+    assert F.data_scaling(data.trials, data.histories).verdict == "inconclusive"
+    assert F.alignment(data.trials).verdict == "not run"  # one variant: nothing to compare it with
+
+
+def test_one_seed_is_inconclusive_without_an_interval(planted):
+    one = planted.trials[planted.trials["seed"].eq(0)]
+    v = F.mutual_benefit(one)
+    assert v.verdict == "inconclusive" and v.n == 1
+    assert math.isnan(v.ci_low) and math.isnan(v.ci_high)
+    assert "one seed: interval unavailable" in v.detail
+    assert v.comparisons["effect"].notna().all()  # the effect itself is still shown
+
+
+def test_missing_arms_are_not_run_and_say_what_they_need(planted):
+    only_mixed = planted.trials[planted.trials["data.tasks"].eq("mixed")]
+    v = F.mutual_benefit(only_mixed)
+    assert v.verdict == "not run" and "data.tasks=mixed with data.tasks=understanding" in v.detail
+    assert F.affine_distortion(planted.trials).detail == "needs the arms of finding 1 at >= 2 values of " \
+                                                          "model.affine_strength"
+    und_only = planted.trials[planted.trials["data.tasks"].ne("generation")]  # und side alone still counts
+    assert set(F.mutual_benefit(und_only).comparisons["comparison"].str[:3]) == {"und"}
+
+
+def test_affine_distortion_weakens_the_gain():
+    v = F.affine_distortion(memory("affine"))
+    assert v.verdict == "reproduced" and v.effect < 0
+    assert_inside(v.comparisons, {"und": -0.12})
+
+
+def test_mix_ratio_has_an_interior_optimum_per_side():
+    v = F.mix_ratio(memory("ratio"))
+    assert v.verdict == "reproduced"
+    table = v.comparisons.set_index("comparison")
+    assert (table["effect"] < 0).all()  # negative curvature: an inverted U
+    assert table.loc["und", "optimum_gen_per_und"] == pytest.approx(1.0, rel=0.1)  # planted peaks: 1 and 2
+    assert table.loc["gen", "optimum_gen_per_und"] == pytest.approx(2.0, rel=0.1)
+
+
+def test_mix_ratio_with_the_peak_outside_the_range_is_inconclusive():
+    trials = memory("ratio")
+    x = np.log2(trials["data.gen_samples"] / trials["data.und_samples"])
+    noise = np.random.default_rng(0).normal(0, 0.004, len(trials))
+    trials[F.UND] = 0.5 - 0.02 * (x - 5) ** 2 + noise  # concave, but rising over all tested ratios: peak at 2**5
+    v = F.mix_ratio(trials)
+    table = v.comparisons.set_index("comparison")
+    assert table.loc["und", "effect"] < 0 and table.loc["und", "optimum_gen_per_und"] > 4
+    assert table.loc["und", "verdict"] == "inconclusive" and "optimum outside the tested ratios" in v.detail
+    assert v.verdict == "inconclusive"
+
+
+def test_concept_transfer_llm_and_scale():
+    v6 = F.concept_transfer(memory("concept"))
+    assert v6.verdict == "reproduced" and list(v6.comparisons["metric"]) == ["eval/und/face_color"]
+    assert_inside(v6.comparisons, {"face_color": 0.25})
+    v7 = F.llm_not_adapters(memory("frozen"))
+    assert v7.verdict == "reproduced"
+    assert_inside(v7.comparisons, {"trained - frozen LLM gain": 0.10})
+    v8 = F.model_scale(memory("scale"))
+    assert v8.verdict == "reproduced" and "slope of the gain over sizes" in v8.detail
+    assert_inside(v8.comparisons, {"und, backbone.size=tiny": 0.05, "und, backbone.size=small": 0.10})
+    for name, k in (("concept", 6), ("frozen", 7), ("scale", 8)):
+        assert F.all_findings(memory("planted"), NO_HISTORIES)[k].verdict == "not run", name
+
+
+def test_verdict_values_are_the_four_words():
+    verdicts = F.all_findings(memory("planted"), NO_HISTORIES)
+    assert {v.verdict for v in verdicts.values()} <= set(F.VERDICTS)
+    assert list(verdicts[1].row()) == ["finding", "claim", "effect", "ci_low", "ci_high", "n", "verdict", "detail"]
+    assert np.isfinite(verdicts[1].effect)
