@@ -65,7 +65,7 @@ def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame, path: Path) -> P
                     low, high = _mean_band(table.to_numpy())
                     ax.fill_between(table.columns, low, high, color=ARM_COLOURS[arm], alpha=0.2, lw=0)
                 drawn = True
-            ax.set_title(f"{variant} — {side}", fontsize=9)
+            ax.set_title(f"{variant} — {side} (band: 95 % of the mean over seeds)", fontsize=8)
             ax.set_xlabel("% of training data")
             ax.set_ylabel(metric, fontsize=8)
             ax.legend(fontsize=7)
@@ -80,8 +80,11 @@ def gain_vs_axis(trials: pd.DataFrame, axis: str, path: Path) -> Path | None:
     fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
     drawn = False
     for ax, (side, (metric, control)) in zip(axes[0], F.SIDES.items(), strict=True):
-        gains = F.paired_gains(rows, metric, control)
-        if gains.empty or "model.variant" not in gains:
+        keys = [*[k for k in F.context_keys(rows) if k != "model.variant"], "model.variant"]
+        gains = F.paired_gains(rows, metric, control, keys=keys)
+        if gains.empty:
+            ax.text(0.5, 0.5, f"no mixed / {control}-only pairs", ha="center", transform=ax.transAxes)
+            ax.set_axis_off()
             continue
         for variant, g in gains.groupby("model.variant"):
             table = g.pivot_table(index="seed", columns=axis, values="gain", aggfunc="mean")
@@ -156,7 +159,7 @@ def image_grid(images: dict[str, dict[str, Path]], path: Path) -> Path | None:
         for ax, name in zip(row, ("generated.png", "real.png"), strict=True):
             ax.set_axis_off()
             if name in files:
-                ax.imshow(np.asarray(Image.open(files[name]).convert("RGB")))
+                ax.imshow(np.asarray(Image.open(files[name]).convert("RGB")), interpolation="nearest")
                 ax.set_title(f"{variant} — {name.removesuffix('.png')}", fontsize=9)
     return _save(fig, path)
 

@@ -3,18 +3,21 @@
     data = load(uri, ["quickstart"])        # SweepData(trials, histories, parents, cached)
 
 `trials`: one row per trial run — run_id, name, status, start/end time, the tags `sweep`, `cell`, `seed`,
-`variant`, `smoke`, every param under its dotted key typed back to bool / int / float / str (params are
+`variant`, `smoke`, `stopped_early`, every param under its dotted key typed back to bool / int / float / str (params are
 stored as strings), and every metric's latest value (MLflow keeps the value at the highest step: the final
 eval point). `histories`: the eval keys at every step, long (run_id, key, step, value).
 
-Runs come from `sweeps.tracking.search_trials` (paged). Histories are read in bulk on a SQLAlchemy store (one
-query per key and 500 runs) and with a thread pool elsewhere (one `get_metric_history` per run and key, about
-1 ms each on SQLite, slower over HTTP). Both frames are cached as Parquet under a key made of the store,
-the sweeps and each run's id, status, end time and latest metrics, so any run that logs or ends changes it.
+Two ways in. Through the tracking API (any store, and the only way over HTTP): runs from
+`sweeps.tracking.search_trials` (paged), histories with one `get_metric_history` per run and key in a thread
+pool. On a SQLAlchemy store (SQLite, PostgreSQL), in bulk: a handful of SELECTs over MLflow's tables, because
+`search_runs` there costs about 3 s per 1,000 trials (see the section below). Both frames are cached as
+Parquet under a key made of the store, the sweeps and each run's id, status, end time and latest-metric
+summary, so any run that is added, ends or logs a new value changes it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -29,7 +32,7 @@ from sweeps.errors import NotFound
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
-               tracking.SMOKE: "smoke"}
+               tracking.SMOKE: "smoke", "unisweep.stopped_early": "stopped_early"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit
 THREADS = 16  # history reads wait on I/O (HTTP) or on SQLite; more threads than cores pays off
 IDENTITY = {"run_id", "name", "status", "start_time", "end_time"}
@@ -42,6 +45,7 @@ class SweepData:
     histories: pd.DataFrame  # run_id, key, step, value
     parents: dict[str, str]  # sweep -> parent run id (the non-smoke one when both exist)
     cached: bool
+    key: str  # the cache key: the same while no run of the sweeps changes
 
 
 def connect(uri: str, experiment: str):
@@ -57,14 +61,24 @@ def connect(uri: str, experiment: str):
 
 def load(uri: str, sweeps: list[str], experiment: str = "unisweep", cache_dir: str | Path | None = None,
          history_keys: tuple[str, ...] = HISTORY_KEYS, bulk: bool = True) -> SweepData:
-    """The trial runs and eval histories of `sweeps`; NotFound when a sweep has no trial runs."""
+    """The trial runs and eval histories of `sweeps`; NotFound when a sweep has no trial runs.
+
+    `bulk` (default) reads a SQLAlchemy store (SQLite, PostgreSQL) with a few SQL queries; otherwise, and
+    always over HTTP, through the tracking API: `search_runs` pages, then histories in a thread pool."""
     client, experiment_id = connect(uri, experiment)
-    runs = []
+    db = _sql_store(client) if bulk else None
+    if db is not None:
+        listing = _sql_listing(db, experiment_id, sweeps)  # [(run_id, sweep, status, end_time, metric summary)]
+        found = {row[1] for row in listing}
+        fingerprint = sorted(tuple(row) for row in listing)
+    else:
+        runs = [run for sweep in sweeps for run in tracking.search_trials(client, experiment_id, sweep)]
+        found = {run.data.tags.get(tracking.SWEEP) for run in runs}
+        fingerprint = sorted((r.info.run_id, r.info.status, r.info.end_time, sorted(r.data.metrics.items()))
+                             for r in runs)
     for sweep in sweeps:
-        found = tracking.search_trials(client, experiment_id, sweep)
-        if not found:
+        if sweep not in found:
             raise NotFound(f"sweep {sweep!r} has no trial runs in {uri} (experiment {experiment!r})")
-        runs.extend(found)
     parents = {}
     for sweep in sweeps:
         parent = tracking.sweep_run(client, experiment_id, sweep) or tracking.sweep_run(client, experiment_id, sweep,
@@ -72,30 +86,33 @@ def load(uri: str, sweeps: list[str], experiment: str = "unisweep", cache_dir: s
         if parent is not None:
             parents[sweep] = parent.info.run_id
 
-    key = cache_key(uri, experiment, sweeps, history_keys, runs)
+    key = cache_key([uri, experiment, sorted(sweeps), list(history_keys), db is not None], fingerprint)
     paths = None
     if cache_dir is not None:
         paths = [Path(cache_dir) / f"{name}-{key}.parquet" for name in ("trials", "histories")]
         if all(p.is_file() for p in paths):
-            return SweepData(pd.read_parquet(paths[0]), pd.read_parquet(paths[1]), parents, cached=True)
+            return SweepData(pd.read_parquet(paths[0]), pd.read_parquet(paths[1]), parents, True, key)
 
-    trials = trials_frame(runs)
-    histories = fetch_histories(client, list(trials["run_id"]), history_keys, bulk)
+    if db is not None:
+        run_ids = [row[0] for row in listing]
+        trials = records_frame(_sql_records(db, run_ids))
+        histories = _sql_histories(db, run_ids, history_keys)
+    else:
+        trials = trials_frame(runs)
+        histories = fetch_histories(client, list(trials["run_id"]), history_keys)
     if paths is not None:
         paths[0].parent.mkdir(parents=True, exist_ok=True)
         for path, frame in zip(paths, (trials, histories), strict=True):
             tmp = path.with_suffix(f".tmp{os.getpid()}")
             frame.to_parquet(tmp, index=False)
             tmp.replace(path)  # atomic: a concurrent reader never sees half a file
-    return SweepData(trials, histories, parents, cached=False)
+    return SweepData(trials, histories, parents, False, key)
 
 
-def cache_key(uri: str, experiment: str, sweeps: list[str], history_keys, runs) -> str:
+def cache_key(what: list, fingerprint: list) -> str:
     """Changes when any run is added, removed, ends, changes status or logs a new latest value."""
-    h = hashlib.sha256(json.dumps([CACHE_VERSION, uri, experiment, sorted(sweeps), list(history_keys)]).encode())
-    for run in sorted(runs, key=lambda r: r.info.run_id):
-        metrics = sorted(run.data.metrics.items())
-        h.update(repr((run.info.run_id, run.info.status, run.info.end_time, metrics)).encode())
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, *what]).encode())
+    h.update(repr(fingerprint).encode())
     return h.hexdigest()[:20]
 
 
@@ -103,24 +120,32 @@ def cache_key(uri: str, experiment: str, sweeps: list[str], history_keys, runs) 
 
 
 def trials_frame(runs) -> pd.DataFrame:
-    """One row per run: identity, tags, typed params, latest metrics (a param's name wins over a metric's)."""
+    """One row per `mlflow.entities.Run` (see `records_frame`)."""
+    return records_frame([{"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
+                           "start_time": r.info.start_time, "end_time": r.info.end_time, "tags": r.data.tags,
+                           "params": r.data.params, "metrics": r.data.metrics} for r in runs])
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per run record: identity, tags, typed params, latest metrics (a param's name wins over a metric's)."""
     rows = []
-    for run in runs:
-        tags, params = run.data.tags, run.data.params
-        row = {"run_id": run.info.run_id, "name": run.info.run_name, "status": run.info.status,
-               "start_time": run.info.start_time, "end_time": run.info.end_time}
+    for rec in records:
+        tags, params = rec["tags"], rec["params"]
+        row = {k: rec[k] for k in ("run_id", "name", "status", "start_time", "end_time")}
         row.update({column: tags.get(tag) for tag, column in TAG_COLUMNS.items()})
         row.update({k: v for k, v in params.items() if k not in row})
-        row.update({k: v for k, v in run.data.metrics.items() if k not in row and k not in params})
+        row.update({k: v for k, v in rec["metrics"].items() if k not in row and k not in params})
         rows.append(row)
     frame = pd.DataFrame(rows)
     if frame.empty:
         return frame
-    param_keys = {k for run in runs for k in run.data.params} - IDENTITY - set(TAG_COLUMNS.values())
+    frame = frame.sort_values("run_id", ignore_index=True)  # the same order whichever way the runs were read
+    param_keys = {k for rec in records for k in rec["params"]} - IDENTITY - set(TAG_COLUMNS.values())
     for column in param_keys:
         frame[column] = typed(frame[column])
     frame["seed"] = pd.to_numeric(frame["seed"], errors="coerce").astype("Int64")
     frame["smoke"] = frame["smoke"].eq("true")
+    frame["stopped_early"] = frame["stopped_early"].eq("true")  # ASHA stopped it before the last eval point
     for column in frame.columns[frame.dtypes.eq(object)]:
         frame[column] = frame[column].astype("str")  # what Parquet gives back, so cached and fresh frames agree
     return frame
@@ -147,27 +172,94 @@ def typed(values: pd.Series) -> pd.Series:
 # ---------------------------------------------------------------- histories
 
 
-def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS, bulk: bool = True) -> pd.DataFrame:
-    """Long frame (run_id, key, step, value) of `keys` for every run, sorted by run, key and step."""
-    store = client._tracking_client.store  # the SQLAlchemy store has a many-runs query; the REST store does not
+def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS) -> pd.DataFrame:
+    """Long frame (run_id, key, step, value) of `keys` for every run, one `get_metric_history` each, in threads."""
+    jobs = [(run_id, key) for run_id in run_ids for key in keys]
     rows = []
-    if bulk and hasattr(store, "get_metric_history_bulk"):
-        for key in keys:
-            for i in range(0, len(run_ids), BULK_RUNS):
-                chunk = run_ids[i:i + BULK_RUNS]
-                found = store.get_metric_history_bulk(chunk, key, max_results=len(chunk) * 10_000)
-                rows.extend((m.run_id, key, m.step, m.value) for m in found)
-    else:
-        jobs = [(run_id, key) for run_id in run_ids for key in keys]
-        with ThreadPoolExecutor(THREADS) as pool:
-            for (run_id, key), history in zip(jobs, pool.map(lambda j: client.get_metric_history(*j), jobs),
-                                              strict=True):
-                rows.extend((run_id, key, m.step, m.value) for m in history)
-    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "value"])
-    frame = frame.astype({"run_id": str, "key": str, "step": "int64", "value": "float64"})
+    with ThreadPoolExecutor(THREADS) as pool:
+        for (run_id, key), history in zip(jobs, pool.map(lambda j: client.get_metric_history(*j), jobs), strict=True):
+            rows.extend((run_id, key, m.step, m.timestamp, m.value) for m in history)
+    return _history_frame(rows)
+
+
+def _history_frame(rows) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["run_id", "key", "step", "timestamp", "value"])
+    frame = frame.astype({"run_id": str, "key": str, "step": "int64", "timestamp": "int64", "value": "float64"})
     # A retried trial logs each (key, step) once, but be safe: the latest write of a step wins, as in MLflow.
-    frame = frame.drop_duplicates(["run_id", "key", "step"], keep="last")
-    return frame.sort_values(["run_id", "key", "step"], ignore_index=True)
+    frame = frame.sort_values(["run_id", "key", "step", "timestamp"], kind="stable")
+    frame = frame.drop_duplicates(["run_id", "key", "step"], keep="last").drop(columns="timestamp")
+    return frame.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- SQL stores, read in bulk
+#
+# `search_runs` on a SQLAlchemy store builds an ORM object per param, tag and metric: about 3 s per 1,000 trials
+# of 75 params here, so listing 10,000 trials just to see whether the cache is fresh would take half a minute.
+# These read the same tables (runs, tags, params, latest_metrics, metrics) with plain SELECTs instead; a test
+# checks that both ways give the same frames.
+
+
+def _sql_store(client):
+    store = client._tracking_client.store
+    return store if hasattr(store, "ManagedSessionMaker") and hasattr(store, "engine") else None
+
+
+def _sql_listing(db, experiment_id: str, sweeps: list[str]) -> list[tuple]:
+    """(run_id, sweep, status, end_time, #latest metrics, max timestamp, max step) of every active trial run."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlRun, SqlTag
+    from sqlalchemy import and_, func, select
+    from sqlalchemy.orm import aliased
+
+    role, sweep = aliased(SqlTag), aliased(SqlTag)
+    query = (select(SqlRun.run_uuid, sweep.value, SqlRun.status, SqlRun.end_time, func.count(SqlLatestMetric.key),
+                    func.max(SqlLatestMetric.timestamp), func.max(SqlLatestMetric.step))
+             .join(role, and_(role.run_uuid == SqlRun.run_uuid, role.key == tracking.ROLE, role.value == "trial"))
+             .join(sweep, and_(sweep.run_uuid == SqlRun.run_uuid, sweep.key == tracking.SWEEP,
+                               sweep.value.in_(list(sweeps))))
+             .outerjoin(SqlLatestMetric, SqlLatestMetric.run_uuid == SqlRun.run_uuid)
+             .where(SqlRun.experiment_id == int(experiment_id), SqlRun.lifecycle_stage == "active")
+             .group_by(SqlRun.run_uuid, sweep.value, SqlRun.status, SqlRun.end_time))
+    with db.ManagedSessionMaker() as session:
+        return [tuple(row) for row in session.execute(query).all()]
+
+
+def _sql_records(db, run_ids: list[str]) -> list[dict]:
+    """Run records (as `records_frame` takes them) for `run_ids`, four SELECTs per chunk of runs."""
+    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    from sqlalchemy import select
+
+    records = {}
+    with db.ManagedSessionMaker() as session:
+        for i in range(0, len(run_ids), BULK_RUNS):
+            chunk = run_ids[i:i + BULK_RUNS]
+            for run_id, name, status, start, end in session.execute(
+                    select(SqlRun.run_uuid, SqlRun.name, SqlRun.status, SqlRun.start_time, SqlRun.end_time)
+                    .where(SqlRun.run_uuid.in_(chunk))):
+                records[run_id] = {"run_id": run_id, "name": name, "status": status, "start_time": start,
+                                   "end_time": end, "tags": {}, "params": {}, "metrics": {}}
+            for table, field in ((SqlTag, "tags"), (SqlParam, "params")):
+                for run_id, key, value in session.execute(
+                        select(table.run_uuid, table.key, table.value).where(table.run_uuid.in_(chunk))):
+                    records[run_id][field][key] = value
+            for run_id, key, value, is_nan in session.execute(
+                    select(SqlLatestMetric.run_uuid, SqlLatestMetric.key, SqlLatestMetric.value,
+                           SqlLatestMetric.is_nan).where(SqlLatestMetric.run_uuid.in_(chunk))):
+                records[run_id]["metrics"][key] = float("nan") if is_nan else value
+    return list(records.values())
+
+
+def _sql_histories(db, run_ids: list[str], keys) -> pd.DataFrame:
+    from mlflow.store.tracking.dbmodels.models import SqlMetric
+    from sqlalchemy import select
+
+    rows = []
+    with db.ManagedSessionMaker() as session:
+        for i in range(0, len(run_ids), BULK_RUNS):
+            query = (select(SqlMetric.run_uuid, SqlMetric.key, SqlMetric.step, SqlMetric.timestamp, SqlMetric.value,
+                            SqlMetric.is_nan)
+                     .where(SqlMetric.run_uuid.in_(run_ids[i:i + BULK_RUNS]), SqlMetric.key.in_(list(keys))))
+            rows.extend((r, k, s, t, float("nan") if nan else v) for r, k, s, t, v, nan in session.execute(query))
+    return _history_frame(rows)
 
 
 # ---------------------------------------------------------------- artifacts
@@ -179,13 +271,14 @@ def download_images(uri: str, run_ids: list[str], dst: str | Path,
     from mlflow import MlflowClient
 
     client, out = MlflowClient(uri), {}
-    for run_id in run_ids:
-        held = {f.path for f in client.list_artifacts(run_id)}
-        for name in names:
-            if name in held:
-                target = Path(dst) / run_id
-                target.mkdir(parents=True, exist_ok=True)
-                out.setdefault(run_id, {})[name] = Path(client.download_artifacts(run_id, name, str(target)))
+    with _no_progress_bars():
+        for run_id in run_ids:
+            held = {f.path for f in client.list_artifacts(run_id)}
+            for name in names:
+                if name in held:
+                    target = Path(dst) / run_id
+                    target.mkdir(parents=True, exist_ok=True)
+                    out.setdefault(run_id, {})[name] = Path(client.download_artifacts(run_id, name, str(target)))
     return out
 
 
@@ -194,7 +287,22 @@ def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
-    for run_id in parent_ids:
-        for path in files:
-            sub = Path(prefix) / path.relative_to(root).parent
-            client.log_artifact(run_id, str(path), sub.as_posix())
+    with _no_progress_bars():
+        for run_id in parent_ids:
+            for path in files:
+                sub = Path(prefix) / path.relative_to(root).parent
+                client.log_artifact(run_id, str(path), sub.as_posix())
+
+
+@contextlib.contextmanager
+def _no_progress_bars():
+    """MLflow draws a progress bar per artifact transfer; the report prints its own summary instead."""
+    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old

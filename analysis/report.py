@@ -12,6 +12,7 @@ other runs. Seconds for a quickstart; see BENCHMARKS.md for 10,000 trials.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 
@@ -32,38 +33,63 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
     sweeps = [sweeps] if isinstance(sweeps, str) else list(sweeps)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    data = query.load(uri, sweeps, experiment, cache_dir=cache_dir or out / ".cache")
-    trials, notes = select_trials(data.trials)
-    if trials.empty:
-        raise NotFound(f"sweep(s) {', '.join(sweeps)} have no FINISHED trial runs yet in {uri}")
-    verdicts = F.all_findings(trials, data.histories)
+    cache = Path(cache_dir or out / ".cache")
+    data = query.load(uri, sweeps, experiment, cache_dir=cache)
+    # Verdicts and figures are a pure function of the runs and of this code: kept beside the Parquet frames.
+    derived = cache / f"report-{data.key}-{_code_hash()}.pkl"
+    analysed = pd.read_pickle(derived) if derived.is_file() else None
+    if analysed is None or not all(p.is_file() for p in analysed[2].values()):
+        analysed = analyse(uri, sweeps, data, out, cache)
+        pd.to_pickle(analysed, derived)
+    trials, verdicts, figures, notes = analysed
 
-    figures = draw_figures(verdicts, trials, data.histories, out / "figures")
-    images = query.download_images(uri, image_runs(trials), out / ".cache" / "images")
-    by_variant = {trials.set_index("run_id").at[run_id, "variant"] or run_id: files for run_id, files in images.items()}
-    image_path = _plots().image_grid(by_variant, out / "figures" / IMAGES)
-    if image_path is None:
-        notes.append("No trial logged a `generated.png` artifact: the figure of generated images is left out.")
-
-    (out / "report.md").write_text(render(sweeps, uri, trials, verdicts, figures, image_path, notes, data.cached))
+    (out / "report.md").write_text(render(sweeps, uri, trials, verdicts, figures, notes, data.cached))
     pd.DataFrame([v.row() for v in verdicts.values()]).to_csv(out / "findings.csv", index=False)
     pd.concat([v.comparisons.assign(finding=k) for k, v in verdicts.items() if not v.comparisons.empty]
               or [pd.DataFrame()]).to_csv(out / "comparisons.csv", index=False)
     if attach and data.parents:
-        files = [out / "report.md", out / "findings.csv", out / "comparisons.csv",
-                 *figures.values(), *([image_path] if image_path else [])]
+        files = [out / "report.md", out / "findings.csv", out / "comparisons.csv", *figures.values()]
         query.attach_report(uri, list(data.parents.values()), files, out)
     return verdicts
 
 
+def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache: Path):
+    """(trials used, verdicts, {figure name: path}, notes): what the report shows."""
+    trials, notes = select_trials(data.trials)
+    if trials.empty:
+        raise NotFound(f"sweep(s) {', '.join(sweeps)} have no FINISHED trial runs yet in {uri}")
+    verdicts = F.all_findings(trials, data.histories)
+    figures = draw_figures(verdicts, trials, data.histories, out / "figures")
+    images = query.download_images(uri, image_runs(trials), cache / "images")
+    variant_of = trials.set_index("run_id")["variant"]
+    image_path = _plots().image_grid({variant_of[r] or r: files for r, files in images.items()},
+                                     out / "figures" / IMAGES)
+    if image_path is None:
+        notes.append("No trial logged a `generated.png` artifact: the figure of generated images is left out.")
+    else:
+        figures["images"] = image_path
+    return trials, verdicts, figures, notes
+
+
+def _code_hash() -> str:
+    """Hash of analysis/*.py: a changed rule or figure invalidates cached verdicts and figures."""
+    h = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def select_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """FINISHED runs; smoke runs only where a sweep has nothing else. Returns the rows and notes for the report."""
+    """FINISHED runs that ran to the end; smoke runs only where a sweep has nothing else. Returns rows and notes."""
     notes = []
     unfinished = trials[~trials["status"].eq("FINISHED")]
     if len(unfinished):
         counts = unfinished["status"].value_counts()
         notes.append("Left out (not FINISHED): " + ", ".join(f"{n} {s}" for s, n in counts.items()) + ".")
     rows = trials[trials["status"].eq("FINISHED")]
+    if rows["stopped_early"].any():  # FINISHED, but its last metrics are from an earlier eval point than the others
+        notes.append(f"Left out: {int(rows['stopped_early'].sum())} run(s) ASHA stopped early.")
+        rows = rows[~rows["stopped_early"]]
     keep = []
     for sweep, g in rows.groupby("sweep"):
         real = g[~g["smoke"]]
@@ -96,11 +122,12 @@ def image_runs(trials: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------- Markdown
 
 
-def render(sweeps, uri, trials, verdicts, figures, image_path, notes, cached) -> str:
+def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
+    seeds = sorted({int(s) for s in trials["seed"].dropna()})
     lines = [f"# unisweep report: {', '.join(sweeps)}", "",
-             f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {sorted(trials['seed'].dropna().unique())}. "
-             "Effects are means over seeds of paired differences; intervals are percentile bootstraps at each "
-             "family's Holm level (rules: `analysis/findings.py`).", "",
+             f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {seeds}. "
+             "Effects are means over seeds of per-seed paired numbers; intervals are percentile bootstraps over seeds "
+             "widened to Student's t where wider, at each finding's Holm level (rules: `analysis/findings.py`).", "",
              verdict_table(verdicts, markdown=True), ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
     for k, v in verdicts.items():
@@ -108,9 +135,10 @@ def render(sweeps, uri, trials, verdicts, figures, image_path, notes, cached) ->
         if not v.comparisons.empty:
             lines += [_markdown_table(v.comparisons), ""]
         if k in figures:
-            lines += [f"![finding {k}]({figures[k].relative_to(figures[k].parent.parent).as_posix()})", ""]
-    if image_path is not None:
-        lines += ["## Generated images", "", f"![generated images](figures/{IMAGES})", ""]
+            lines += [f"![finding {k}](figures/{figures[k].name})", ""]
+    if "images" in figures:
+        lines += ["## Generated images", "", "One mixed run per variant (the lowest seed); real images where logged.",
+                  "", f"![generated images](figures/{IMAGES})", ""]
     lines.append(f"_Runs read {'from the Parquet cache' if cached else 'from MLflow'}._")
     return "\n".join(lines) + "\n"
 
@@ -125,12 +153,17 @@ def verdict_table(verdicts: dict[int, F.Verdict], markdown: bool = False) -> str
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
-    def cell(v):
-        return _num(v) if isinstance(v, float) else str(v).replace("|", "\\|")
+    signed = {"effect", "ci_low", "ci_high"}
+
+    def cell(column, v):
+        if isinstance(v, float):
+            return _num(v) if column in signed or not math.isfinite(v) else f"{v:.4g}"
+        return str(v).replace("|", "\\|")
 
     head = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
+            for row in frame.itertuples(index=False)]
     return "\n".join([head, rule, *body])
 
 

@@ -27,6 +27,11 @@ def planted(analysis_store):
     return query.load(uri, ["planted"])
 
 
+@pytest.fixture(scope="module", autouse=True)
+def boot_server_early(server_process):
+    """Start the session's `mlflow server` (tests/conftest.py) now: test_analysis_report.py needs it later."""
+
+
 def memory(name: str) -> pd.DataFrame:
     return query.trials_frame(memory_runs(name))
 
@@ -51,23 +56,27 @@ def test_query_gives_one_typed_row_per_trial_and_the_eval_histories(planted, ana
     assert trials.set_index("run_id")[F.UND].to_dict() == pytest.approx(final.to_dict())
     assert set(histories["step"]) == {50, 100} and set(histories["key"]) == set(query.HISTORY_KEYS)
     assert len(histories) == len(trials) * 2 * 2
-    # the thread-pool path (used over HTTP) reads the same histories as the bulk query
-    client = MlflowClient(analysis_store[0])
-    threaded = query.fetch_histories(client, list(trials["run_id"]), bulk=False)
-    pd.testing.assert_frame_equal(threaded, histories)
+    # the tracking-API way in (search_runs pages, histories in threads; the only way over HTTP) reads the same
+    api = query.load(analysis_store[0], ["planted"], bulk=False)
+    pd.testing.assert_frame_equal(api.trials, trials)
+    pd.testing.assert_frame_equal(api.histories, histories)
+    assert api.parents == planted.parents
 
 
 def test_cache_is_reused_until_a_run_changes(analysis_store, tmp_path):
     uri, _ = analysis_store
-    first = query.load(uri, ["nulleffect"], cache_dir=tmp_path)
-    again = query.load(uri, ["nulleffect"], cache_dir=tmp_path)
-    assert not first.cached and again.cached
-    pd.testing.assert_frame_equal(first.trials, again.trials)
-    pd.testing.assert_frame_equal(first.histories, again.histories)
-    MlflowClient(uri).set_tag(first.trials["run_id"].iloc[0], "note", "x")  # tags are not part of the key
+    for bulk in (True, False):  # both ways in have a cache key of their own
+        first = query.load(uri, ["nulleffect"], cache_dir=tmp_path, bulk=bulk)
+        again = query.load(uri, ["nulleffect"], cache_dir=tmp_path, bulk=bulk)
+        assert not first.cached and again.cached
+        pd.testing.assert_frame_equal(first.trials, again.trials)
+        pd.testing.assert_frame_equal(first.histories, again.histories)
+    client, run_id = MlflowClient(uri), first.trials["run_id"].iloc[0]
+    client.set_tag(run_id, "note", "x")  # tags are not part of the key
     assert query.load(uri, ["nulleffect"], cache_dir=tmp_path).cached
-    MlflowClient(uri).log_metric(first.trials["run_id"].iloc[0], "eval/extra", 1.0, step=100)
+    client.log_metric(run_id, "time/extra_s", 1.0, step=100)  # a new metric (one analysis ignores: shared store)
     assert not query.load(uri, ["nulleffect"], cache_dir=tmp_path).cached
+    assert not query.load(uri, ["nulleffect"], cache_dir=tmp_path, bulk=False).cached
 
 
 def test_planted_mutual_benefit_alignment_and_scaling_are_reproduced(planted):
