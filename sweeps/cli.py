@@ -2,11 +2,12 @@
 
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
     unisweep plan SPEC [--smoke] [--tracking-uri URI] [--json]   # what a sweep would run; launches nothing
-    unisweep run SPEC [--smoke] [--tracking-uri URI] [--address ADDR]   # run it on Ray Tune, log to MLflow
+    unisweep run SPEC [--smoke] [--tracking-uri URI] [--address ADDR] [--storage PATH]   # Ray Tune -> MLflow
+    unisweep resume NAME [--tracking-uri URI] [--experiment E]    # finish an interrupted sweep
     unisweep status NAME [--tracking-uri URI] [--experiment E]    # trials by status, best so far
     unisweep runs [--sweep NAME] [--where EXPR] [--json]          # trial runs from MLflow
 
-`resume` and `report` join here as sweeps/ and analysis/ land.
+Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason).
 """
 
 from __future__ import annotations
@@ -79,7 +80,27 @@ def cmd_run(args) -> int:
 
     spec = load_spec(args.spec)
     result = run_sweep(spec, Path(args.spec).read_text(), args.smoke, args.tracking_uri, args.address,
-                       args.cache_dir)
+                       args.cache_dir, args.storage, progress=_say)
+    return _summary(result)
+
+
+def cmd_resume(args) -> int:
+    from sweeps.driver import resume_sweep
+
+    result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
+                          address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say)
+    return _summary(result)
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _summary(result) -> int:
+    from sweeps.progress import format_table
+
+    if result.rows:
+        print(format_table(result.rows))
     print(f"{result.finished} trial(s) finished, {result.skipped} skipped (already FINISHED), "
           f"{len(result.failed)} failed, in {result.wall_s:.0f} s")
     if result.failed:
@@ -136,9 +157,18 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
     p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
     p.add_argument("--tracking-uri", default=None, help="MLflow store (default as for plan)")
-    p.add_argument("--address", default=None, help="a Ray cluster address (default: a local Ray)")
-    p.add_argument("--cache-dir", default=None, help="stage-0 caches (default $UNISWEEP_CACHE or ~/.cache/unisweep)")
+    _launch_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("resume", help="finish an interrupted sweep from the spec its MLflow parent run holds")
+    p.add_argument("name", help="the sweep's name (the spec's `name`)")
+    p.add_argument("--smoke", action="store_true", help="the smoke sweep of that name (default: the latest "
+                                                         "unfinished one)")
+    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
+                                                         "sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
+    _launch_args(p)
+    p.set_defaults(func=cmd_resume)
 
     for name, func, text in (("status", cmd_status, "summarise a sweep from MLflow"),
                              ("runs", cmd_runs, "list trial runs from MLflow")):
@@ -155,6 +185,14 @@ def make_parser() -> argparse.ArgumentParser:
         p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
         p.set_defaults(func=func)
     return parser
+
+
+def _launch_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", default=None, help="a Ray cluster address, e.g. ray://head:10001 or auto "
+                                                   "(default: a local Ray)")
+    p.add_argument("--storage", default=None, help="Ray results, checkpoints and Optuna studies (default: the "
+                                                   "spec's `storage`); shared storage on a multi-node cluster")
+    p.add_argument("--cache-dir", default=None, help="stage-0 caches (default $UNISWEEP_CACHE or ~/.cache/unisweep)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,22 @@
 """Run a sweep on Ray Tune, every trial logged to MLflow exactly once.
 
-    unisweep run sweeps/quickstart.yaml [--smoke] [--tracking-uri URI] [--address ADDR]
+    unisweep run sweeps/quickstart.yaml [--smoke] [--tracking-uri URI] [--address ADDR] [--storage PATH]
 
 The driver (DESIGN.md §8): creates the store once before any trial (PLATFORM.md §6 race), marks runs a dead
 driver left RUNNING as FAILED, finds or creates the sweep's parent run, skips the (cell, seed) pairs MLflow
-holds FINISHED, builds stage 0 once per dataset in this process, creates each remaining trial's run, then
-hands Tune one function trial per (cell, seed). A trial trains in its Tune process (`execution: auto`, one
-worker) and logs through `tracking.RunLogger`, which never logs a (metric, step) twice, so a retry adds nothing.
+holds FINISHED, builds stage 0 once per dataset in this process, then hands Tune the rest:
 
-Not yet here (the sweeps issue): the Ray Train path (`workers_per_trial > 1`, `execution: train`), Optuna
-search, ASHA, `resume`, `status`, `runs`.
+- a grid: one Tuner over every remaining trial; the driver creates each trial's MLflow run first and
+  passes its id in (`sweeps.trial.run_trial`).
+- a search: one Optuna study per grid cell (Ray's OptunaSearch refuses grid axes; ours does not), each a
+  Tuner with `OptunaSearch` (single- or multi-objective) and optionally ASHA over the eval points. A sample's
+  run can only be made once it is sampled, so the trial finds or creates it (same `tracking.trial_run`,
+  tagged `unisweep.study`). The study lives in `<storage>/optuna.db`, so `resume` continues it, and a
+  study's FINISHED samples count against its `num_samples`.
+
+Concurrency comes from `sweeps.resources`, never from Ray's defaults, so a 2-CPU machine never deadlocks.
+After each Tuner the driver settles every run it launched: ASHA-stopped ones are FINISHED (tag
+`unisweep.stopped_early`), any left RUNNING by a dead trial process are FAILED.
 """
 
 from __future__ import annotations
@@ -21,29 +28,30 @@ from pathlib import Path
 
 from sweeps import resources as R
 from sweeps import tracking
-from sweeps.spec import SpecError, SweepSpec, Trial, expand
+from sweeps.spec import SweepSpec, Trial, common_config, expand
 from unified import config as C
+
+CRASH_ENV = "UNISWEEP_CRASH_AFTER"  # "<percent>:<marker dir>": tests kill each trial once after that eval point
 
 
 @dataclasses.dataclass
 class SweepResult:
-    trials: int
-    skipped: int
-    finished: int
-    failed: list[str]
+    trials: int  # planned: grid cells x seeds, or studies x num_samples
+    skipped: int  # already FINISHED in MLflow
+    finished: int  # finished in this launch (ASHA-stopped included)
+    failed: list[str]  # trial names
     wall_s: float
+    rows: list[dict] = dataclasses.field(default_factory=list)  # per trial of this launch, for the final table
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
-              address: str | None = None, cache_dir: str | None = None, progress=print) -> SweepResult:
-    if R.uses_ray_train(spec):
-        raise SpecError("resources", "workers_per_trial > 1 and execution: train need the Ray Train path, "
-                                     "which is not built yet; use workers_per_trial: 1, execution: auto")
-    if spec.search is not None:
-        raise SpecError("search", "Optuna search is not built yet; run the grid without `search`")
+              address: str | None = None, cache_dir: str | None = None, storage: str | None = None,
+              progress=print) -> SweepResult:
     t0 = time.perf_counter()
     uri = tracking.absolute_tracking_uri(tracking_uri) if tracking_uri else spec.tracking.uri
-    trials = expand(spec, smoke)
+    storage = os.path.abspath(os.path.expanduser(storage)) if storage and "://" not in storage else (
+        storage or spec.storage)
+    cells = expand(spec, smoke)
     from mlflow import MlflowClient  # late: a second to import
 
     experiment = tracking.ensure_store(uri, spec.tracking.experiment)
@@ -52,26 +60,61 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
     if stale:
         progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
     parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke)
-    done = tracking.finished_trials(client, experiment, spec.name)
-    todo = [t for t in trials if (t.cell, t.seed) not in done]
-    progress(f"sweep {spec.name}: {len(trials)} trials, {len(trials) - len(todo)} already FINISHED, "
-             f"{len(todo)} to run")
-    if not todo:
+    if spec.search:
+        todo = _study_todo(client, experiment, spec, cells, spec.num_samples(smoke))
+        planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)
+    else:
+        done = tracking.finished_trials(client, experiment, spec.name)
+        todo = [t for t in cells if (t.cell, t.seed) not in done]
+        planned, to_run = len(cells), len(todo)
+    progress(f"sweep {spec.name}: {planned} trials, {planned - to_run} already FINISHED, {to_run} to run")
+    if not to_run:
         tracking.finish(client, parent)
-        return SweepResult(len(trials), len(trials), 0, [], time.perf_counter() - t0)
+        return SweepResult(planned, planned, 0, [], time.perf_counter() - t0)
 
     cache_dir = str(Path(cache_dir or os.environ.get("UNISWEEP_CACHE") or Path.home() / ".cache" / "unisweep"))
-    _build_stage0(todo, cache_dir, progress)
-    jobs = [_job(t, tracking.trial_run(client, experiment, parent, t, smoke), uri, cache_dir) for t in todo]
-    failed = _tune(spec, jobs, address, progress)
+    _build_stage0([t for t, *_ in todo] if spec.search else todo, cache_dir, progress)
+    base = {"sweep": spec.name, "smoke": smoke, "uri": uri, "experiment_id": experiment, "parent_id": parent,
+            "cache_dir": cache_dir, "storage": storage, "workers": spec.resources.workers_per_trial,
+            "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,
+            "execution": spec.resources.execution, "max_failures": spec.resources.max_failures,
+            "crash_after": _crash_after()}
+    with _ray(address):
+        launch = _Launch(spec, client, to_run, storage, progress)
+        if spec.search:
+            common = C.flatten(common_config(spec, smoke))
+            for study, n in todo:
+                launch.study(study, n, {**base, "name": study.name, "common": common, "point": study.overrides,
+                                        "seed": study.seed, "study": study.cell,
+                                        "search_keys": list(spec.search.space)})
+        else:
+            launch.grid([{**base, "name": t.name, "config": C.flatten(t.config),
+                          "run_id": tracking.trial_run(client, experiment, parent, t, smoke)} for t in todo])
+        failed = launch.settle(experiment)
     tracking.finish(client, parent, "FAILED" if failed else "FINISHED")
-    return SweepResult(len(trials), len(trials) - len(todo), len(todo) - len(failed), failed,
-                       time.perf_counter() - t0)
+    for name in failed:
+        progress(f"FAILED {name}")
+    return SweepResult(planned, planned - to_run, to_run - len(failed), failed, time.perf_counter() - t0,
+                       list(launch.progress.rows.values()))
 
 
-def _job(trial: Trial, run_id: str, uri: str, cache_dir: str) -> dict:
-    return {"name": trial.name, "config": C.flatten(trial.config), "run_id": run_id, "uri": uri,
-            "cache_dir": cache_dir}
+def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:
+    """Per grid cell, the samples its study still owes: num_samples minus its FINISHED runs."""
+    todo = []
+    for cell in cells:
+        done = tracking.search_trials(client, experiment, spec.name,
+                                      f"attributes.status = 'FINISHED' and tags.`{tracking.STUDY}` = '{cell.cell}'")
+        if len(done) < samples:
+            todo.append((cell, samples - len(done)))
+    return todo
+
+
+def _crash_after() -> tuple[int, str] | None:
+    raw = os.environ.get(CRASH_ENV)
+    if not raw:
+        return None
+    percent, _, marker_dir = raw.partition(":")
+    return int(percent), marker_dir
 
 
 def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
@@ -91,41 +134,144 @@ def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
     progress(f"stage 0 ready for {len(seen)} dataset(s)")
 
 
-def _trial_name(trial) -> str:
-    return trial.config["job"]["name"].replace("/", "-")
+class _ray:
+    """Start a local Ray (or join `address`) unless one is up; shut down only what we started.
+
+    The dashboard stays on: it serves the State API, through which Train V2's PlacementGroupCleaner sees that
+    a killed trial's controller is gone and frees its workers' placement group. Without it a trial stopped by
+    ASHA keeps its CPUs for good, and on a small machine the next trial waits forever.
+    """
+
+    def __init__(self, address: str | None):
+        self.address = address
+
+    def __enter__(self):
+        import ray
+
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(address=self.address, include_dashboard=True, log_to_driver=False,
+                     runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
+        return self
+
+    def __exit__(self, *exc):
+        import ray
+
+        if self.started:
+            ray.shutdown()
 
 
-def _tune(spec: SweepSpec, jobs: list[dict], address: str | None, progress) -> list[str]:
-    import ray
-    from ray import tune
+class _Launch:
+    """The Tuners of one `run`: resources checked against the live cluster, one progress display, settling."""
 
-    from sweeps.trial import run_trial
+    def __init__(self, spec: SweepSpec, client, total: int, storage: str, progress):
+        import ray
 
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
-    try:
-        nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-        R.check_fits(spec, nodes)
+        from sweeps.progress import Progress
+
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune's legacy output prints nothing
+        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; no CSV/TB files
+        R.check_fits(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         cluster = ray.cluster_resources()
-        concurrency = min(len(jobs), R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0)))
+        self.concurrency = R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0))
+        self.spec, self.client, self.storage = spec, client, storage
+        self.stamp = time.strftime("%Y%m%d-%H%M%S")  # Tune folders per launch; Train's stay per trial
+        metric = spec.search.metric[0] if spec.search else "eval/und/total"
+        mode = spec.search.mode[0] if spec.search else "max"
+        self.progress = Progress(total, min(total, self.concurrency), metric, mode, progress)
+        self.launched: set[str] = set()  # run ids of this launch's trials
+        self.errored: dict[str, str] = {}  # trial name -> error, for trials that never reported a run id
         need = R.trial_resources(spec)
-        progress(f"running {len(jobs)} trial(s), {concurrency} at a time, {need['CPU']:g} CPU each")
-        trainable = tune.with_resources(run_trial, {"cpu": need["CPU"], "gpu": need["GPU"]})
+        path = f"Ray Train, {spec.resources.workers_per_trial} worker(s)" if R.uses_ray_train(spec) else "in-process"
+        gpus = f", {need['GPU']:g} GPU" if need["GPU"] else ""
+        progress(f"running {total} trial(s), at most {min(total, self.concurrency)} at a time, "
+                 f"{need['CPU']:g} CPU{gpus} each ({path})")
+
+    def grid(self, jobs: list[dict]) -> None:
+        from ray import tune
+
+        self.launched.update(j["run_id"] for j in jobs)
+        self._fit(f"{self.spec.name}-{self.stamp}", {"job": tune.grid_search(jobs)}, len(jobs))
+
+    def study(self, cell: Trial, samples: int, job: dict) -> None:
+        from sweeps.search import asha, optuna_search
+
+        s = self.spec.search
+        self._fit(f"{self.spec.name}-{self.stamp}-{cell.cell}", {"job": job}, samples,
+                  search_alg=optuna_search(s, self.storage, f"{job['sweep']}{'-smoke' if job['smoke'] else ''}-"
+                                                            f"{cell.cell}"),
+                  scheduler=asha(s, cell.config.train.eval_points) if s.asha else None)
+
+    def _fit(self, name: str, param_space: dict, n: int, search_alg=None, scheduler=None) -> None:
+        from ray import tune
+
+        from sweeps.trial import run_trial, trial_name
+
+        train_path = R.uses_ray_train(self.spec)
+        trainable = tune.with_resources(run_trial, {k.lower(): v for k, v in R.bundles(self.spec)[0].items()})
         tuner = tune.Tuner(
             trainable,
-            param_space={"job": tune.grid_search(jobs)},
-            tune_config=tune.TuneConfig(max_concurrent_trials=concurrency, trial_name_creator=_trial_name,
-                                        trial_dirname_creator=_trial_name),
-            run_config=tune.RunConfig(name=spec.name, storage_path=spec.storage, verbose=0,
-                                      failure_config=tune.FailureConfig(max_failures=0)),
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                search_alg=search_alg, scheduler=scheduler, num_samples=1 if search_alg is None else n,
+                max_concurrent_trials=min(n, self.concurrency), trial_name_creator=trial_name,
+                trial_dirname_creator=trial_name,
+                reuse_actors=not train_path),  # a Train driver's actor dies with its trial: its workers go too
+            run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=[self.progress],
+                                      failure_config=tune.FailureConfig(max_failures=0)),  # Train retries
         )
-        grid = tuner.fit()
-        failed = [r.config["job"]["name"] for r in grid if r.error is not None]
-        for name in failed:
-            progress(f"FAILED {name}")
-        return failed
-    finally:
-        if started_here:
-            ray.shutdown()
+        for result in tuner.fit():
+            metrics = result.metrics or {}
+            run_id = metrics.get("run_id")
+            if run_id:
+                self.launched.add(run_id)
+                if result.error is None:
+                    self._close_stopped(run_id)
+            elif result.error is not None:
+                self.errored[_name_of(result)] = str(result.error).splitlines()[0]
+
+    def _close_stopped(self, run_id: str) -> None:
+        """A trial that ended without error but left its run RUNNING was stopped by ASHA (Ray Train path)."""
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            tracking.finish(self.client, run_id, "FINISHED", {tracking.STOPPED_EARLY: "true"})
+
+    def settle(self, experiment: str) -> list[str]:
+        """Mark what a dead trial process left RUNNING as FAILED; return the names of every failed trial."""
+        for run in tracking.search_trials(self.client, experiment, self.spec.name, "attributes.status = 'RUNNING'"):
+            tracking.fail(self.client, run.info.run_id, "the trial's process ended without closing its run")
+            self.launched.add(run.info.run_id)
+        runs = [self.client.get_run(run_id) for run_id in self.launched]
+        failed = {r.info.run_name for r in runs if r.info.status != "FINISHED"}
+        return sorted(failed | set(self.errored))
+
+
+def _name_of(result) -> str:
+    return Path(result.path).name if result.path else "?"
+
+
+def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str = "unisweep", smoke: bool | None = None,
+                 **kwargs) -> SweepResult:
+    """`unisweep resume NAME`: rerun the sweep from the spec its parent run holds, so only what is missing runs.
+
+    Of the sweep's parent runs (one per smoke flag) it takes the one `smoke` names, else the latest one that
+    did not finish, else the latest. The store is the one it was found in, whatever the spec says.
+    """
+    import dataclasses as dc
+
+    from mlflow import MlflowClient
+
+    from sweeps.errors import NotFound
+    from sweeps.spec import Tracking, parse_spec
+
+    uri = tracking.absolute_tracking_uri(tracking_uri) if tracking_uri else tracking.default_tracking_uri()
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    parents = tracking.sweep_runs(client, found.experiment_id, name) if found else []
+    if smoke is not None:
+        parents = [p for p in parents if p.data.tags.get(tracking.SMOKE) == ("true" if smoke else "false")]
+    if not parents:
+        raise NotFound(f"no sweep {name!r}{' (smoke)' if smoke else ''} in {uri} (experiment {experiment!r})")
+    parent = max(parents, key=lambda p: (p.info.status != "FINISHED", p.info.start_time))
+    text = tracking.spec_text(client, parent.info.run_id)
+    spec = dc.replace(parse_spec(text), tracking=Tracking(uri, experiment))
+    return run_sweep(spec, text, parent.data.tags.get(tracking.SMOKE) == "true", uri, **kwargs)

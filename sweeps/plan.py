@@ -28,24 +28,44 @@ class Plan:
     per_trial: dict[str, float]
     max_concurrent: int
     median_trial_s: float | None
+    study_done: dict[str, int] = dataclasses.field(default_factory=dict)  # a search: FINISHED samples per cell
 
     @property
     def to_run(self) -> list[Trial]:
+        """Grid trials still to run; with a search, the grid cells whose study still owes samples."""
+        if self.spec.search:
+            return [t for t in self.trials if self.study_done.get(t.cell, 0) < self.samples]
         return [t for t in self.trials if (t.cell, t.seed) not in self.finished]
+
+    @property
+    def samples(self) -> int:
+        return self.spec.num_samples(self.smoke) if self.spec.search else 1
+
+    @property
+    def planned(self) -> int:
+        return len(self.trials) * self.samples
+
+    @property
+    def to_run_count(self) -> int:
+        if self.spec.search:
+            return sum(max(0, self.samples - self.study_done.get(t.cell, 0)) for t in self.trials)
+        return len(self.to_run)
 
     @property
     def eta_s(self) -> float | None:
         if self.median_trial_s is None:
             return None
-        waves = -(-len(self.to_run) // self.max_concurrent)  # ceil
+        waves = -(-self.to_run_count // self.max_concurrent)  # ceil
         return waves * self.median_trial_s
 
     def as_json(self) -> dict:
         return {
             "sweep": self.spec.name, "smoke": self.smoke, "tracking_uri": self.tracking_uri,
-            "trials": len(self.trials), "cells": len({t.cell for t in self.trials}),
-            "seeds": sorted({t.seed for t in self.trials}), "to_run": len(self.to_run),
-            "already_finished": len(self.trials) - len(self.to_run), "resources_per_trial": self.per_trial,
+            "trials": self.planned, "cells": len({t.cell for t in self.trials}),
+            "seeds": sorted({t.seed for t in self.trials}), "to_run": self.to_run_count,
+            "already_finished": self.planned - self.to_run_count, "resources_per_trial": self.per_trial,
+            "search": None if not self.spec.search else {"studies": len(self.trials), "num_samples": self.samples,
+                                                         "metric": self.spec.search.metric},
             "execution": "ray-train" if R.uses_ray_train(self.spec) else "in-process",
             "max_concurrent": self.max_concurrent, "median_trial_s": self.median_trial_s, "eta_s": self.eta_s,
         }
@@ -67,14 +87,15 @@ def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | l
     nodes = [nodes] if isinstance(nodes, dict) else nodes
     trials = expand(spec, smoke)
     concurrency = R.max_concurrent(spec, sum(n.get("CPU", 0.0) for n in nodes), sum(n.get("GPU", 0.0) for n in nodes))
-    finished, median = _history(spec, trials, smoke, tracking_uri)
-    return Plan(spec, smoke, tracking_uri, trials, finished, R.trial_resources(spec), min(concurrency, len(trials)),
-                median)
+    finished, median, study_done = _history(spec, trials, smoke, tracking_uri)
+    plan = Plan(spec, smoke, tracking_uri, trials, finished, R.trial_resources(spec), concurrency, median, study_done)
+    plan.max_concurrent = max(1, min(concurrency, plan.to_run_count or plan.planned))
+    return plan
 
 
-def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | None]:
+def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | None, dict[str, int]]:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
-        return set(), None  # nothing run yet; do not create the store just to look
+        return set(), None, {}  # nothing run yet; do not create the store just to look
     from mlflow import MlflowClient  # late: MLflow takes a second to import
 
     from sweeps import tracking
@@ -82,14 +103,19 @@ def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | No
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name(spec.tracking.experiment)
     if experiment is None:
-        return set(), None
+        return set(), None, {}
     finished = tracking.finished_trials(client, experiment.experiment_id, spec.name)
+    study_done: dict[str, int] = {}
+    if spec.search:
+        for r in tracking.search_trials(client, experiment.experiment_id, spec.name, "attributes.status = 'FINISHED'"):
+            study = r.data.tags.get(tracking.STUDY)
+            study_done[study] = study_done.get(study, 0) + 1
     cfg = trials[0].config
     where = (f"attributes.status = 'FINISHED' and tags.{tracking.SMOKE} = '{'true' if smoke else 'false'}' "
              f"and params.backbone.size = '{cfg.backbone.size}' and params.data.resolution = '{cfg.data.resolution}'")
     past = tracking.search_trials(client, experiment.experiment_id, where=where)
     durations = [(r.info.end_time - r.info.start_time) / 1000 for r in past if r.info.end_time]
-    return finished, (statistics.median(durations) if durations else None)
+    return finished, (statistics.median(durations) if durations else None), study_done
 
 
 def format_plan(plan: Plan) -> str:
@@ -97,8 +123,10 @@ def format_plan(plan: Plan) -> str:
     eta = "unknown (no finished trial at this scale yet)" if j["eta_s"] is None else _duration(j["eta_s"])
     per = ", ".join(f"{v:g} {k}" for k, v in j["resources_per_trial"].items())
     lines = [
-        f"sweep {j['sweep']}{' (smoke)' if j['smoke'] else ''}: {j['cells']} cells x {len(j['seeds'])} seeds "
-        f"= {j['trials']} trials",
+        f"sweep {j['sweep']}{' (smoke)' if j['smoke'] else ''}: " + (
+            f"{j['cells']} cells x {len(j['seeds'])} seeds = {j['trials']} trials" if not j["search"] else
+            f"{j['cells']} Optuna studies x {j['search']['num_samples']} samples = {j['trials']} trials "
+            f"(seed {j['seeds'][0]}, {' & '.join(j['search']['metric'])})"),
         f"  already FINISHED in MLflow: {j['already_finished']}; to run: {j['to_run']}",
         f"  per trial: {per} ({j['execution']}); at most {j['max_concurrent']} at once",
         f"  ETA: {eta}",

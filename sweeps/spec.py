@@ -22,15 +22,19 @@ itself: each key is applied to the preset and every cell's config is resolved.
       num_samples: 16
       seed: 0                            # the sampler's seed
       asha: {grace_period: 1, reduction_factor: 2}   # single metric only; counted in eval reports
-    resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0, execution: auto}
+    resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0, execution: auto, max_failures: 1}
     tracking: {uri: sqlite:///mlflow.db, experiment: unisweep}  # default: sweeps.tracking.default_tracking_uri()
     storage: ray_results                 # Ray results and shared caches
-    smoke: {seeds: [0], train.steps: 4}  # with --smoke: its seeds (if given) replace `seeds`; its dotted
-                                         # keys apply on top of unified.config.smoke
+    smoke:                               # with --smoke (tests): shrink everything
+      seeds: [0]                         # replace `seeds`
+      grid: {data.tasks: [mixed]}        # keep only these values of an axis (a subset of the real ones)
+      num_samples: 2                     # replace search.num_samples
+      train.steps: 4                     # dotted keys apply on top of unified.config.smoke
 
 Config of a trial, in this order: preset -> `overrides` -> (with --smoke: `unified.config.smoke` -> `smoke`)
--> the grid point -> the seed. Grid axes come last, so a smoke sweep keeps every cell of the real one; a grid
-axis may not also appear in `overrides` or `smoke` (it would be overwritten silently). Relative paths in
+-> the grid point -> the seed. Grid axes come last, so a smoke sweep runs the real grid's cells (or the subset
+`smoke.grid` keeps) at smoke size; a grid axis may not also appear in `overrides` or `smoke` as a dotted key (it
+would be overwritten silently). Relative paths in
 `tracking.uri` (sqlite) and `storage` resolve against the current directory and are stored absolute, because
 Ray runs trials in other directories (PLATFORM.md §4).
 """
@@ -92,6 +96,7 @@ class Resources:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     execution: str = "auto"  # auto: one-worker trials run in the Tune trial process; train: always Ray Train
+    max_failures: int = 1  # Ray Train restarts a trial's workers from its last checkpoint this many times
 
 
 @dataclass
@@ -115,9 +120,14 @@ class SweepSpec:
     storage: str = ""  # absolute
     smoke: dict[str, typing.Any] = field(default_factory=dict)  # dotted keys only
     smoke_seeds: list[int] | None = None  # `smoke.seeds`: fewer seeds keep a smoke sweep short
+    smoke_grid: dict[str, list] = field(default_factory=dict)  # `smoke.grid`: axis -> the values kept
+    smoke_num_samples: int | None = None  # `smoke.num_samples`: fewer search samples
 
     def seeds_for(self, smoke: bool) -> list[int]:
         return self.smoke_seeds if smoke and self.smoke_seeds else self.seeds
+
+    def num_samples(self, smoke: bool) -> int:
+        return self.smoke_num_samples if smoke and self.smoke_num_samples else self.search.num_samples
 
     def axis_keys(self) -> list[str]:
         return list(self.axes) + [k for group in self.zips for k in group]
@@ -163,11 +173,20 @@ def parse_spec(text: str) -> SweepSpec:
     smoke = dict(_typed(top.get("smoke") or {}, dict, "smoke"))
     if "seeds" in smoke:
         spec.smoke_seeds = _seeds(smoke.pop("seeds"), "smoke.seeds")
+    smoke_grid = smoke.pop("grid", {})
+    smoke_samples = smoke.pop("num_samples", None)
     spec.smoke = _dotted(smoke, "smoke")
     spec.seeds = _seeds(top.get("seeds", [0]), "seeds")
     spec.axes, spec.zips = _grid(top.get("grid", {}))
+    spec.smoke_grid = _smoke_grid(smoke_grid, spec)
     if "search" in top:
         spec.search = _search(top["search"])
+    if smoke_samples is not None:
+        if spec.search is None:
+            raise SpecError("smoke.num_samples", "only a spec with a `search` has samples")
+        spec.smoke_num_samples = _typed(smoke_samples, int, "smoke.num_samples")
+        if spec.smoke_num_samples < 1:
+            raise SpecError("smoke.num_samples", f"must be >= 1, got {spec.smoke_num_samples}")
     spec.resources = _resources(top.get("resources", {}))
     spec.tracking = _tracking(top.get("tracking", {}))
     spec.storage = _storage(top.get("storage", "ray_results"))
@@ -219,6 +238,22 @@ def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]]]:
                 raise SpecError(f"{path}.{k}", "this key is already a grid axis")
         zips.append(group)
     return axes, zips
+
+
+def _smoke_grid(raw, spec: SweepSpec) -> dict[str, list]:
+    kept = {}
+    all_axes = {**spec.axes, **{k: v for group in spec.zips for k, v in group.items()}}
+    for key, values in _typed(raw, dict, "smoke.grid").items():
+        path = f"smoke.grid.{key}"
+        if key not in all_axes:
+            axes = ", ".join(all_axes) or "none"
+            raise SpecError(path, f"not a grid axis{_nearest(str(key), all_axes)}; axes: {axes}")
+        values = _axis(values, path)
+        extra = [v for v in values if v not in all_axes[key]]
+        if extra:
+            raise SpecError(path, f"{extra} not among the axis values {all_axes[key]}; smoke.grid keeps a subset")
+        kept[key] = values
+    return kept
 
 
 def _axis(raw, path: str) -> list:
@@ -285,12 +320,16 @@ def _dist_args(kind: str, args, path: str) -> list:
 
 
 def _resources(raw) -> Resources:
-    r = _mapping(raw, "resources", optional=("workers_per_trial", "cpus_per_worker", "gpus_per_worker", "execution"))
+    r = _mapping(raw, "resources", optional=("workers_per_trial", "cpus_per_worker", "gpus_per_worker", "execution",
+                                             "max_failures"))
     res = Resources(
         workers_per_trial=_typed(r.get("workers_per_trial", 1), int, "resources.workers_per_trial"),
         cpus_per_worker=float(_typed(r.get("cpus_per_worker", 1.0), (int, float), "resources.cpus_per_worker")),
         gpus_per_worker=float(_typed(r.get("gpus_per_worker", 0.0), (int, float), "resources.gpus_per_worker")),
-        execution=_typed(r.get("execution", "auto"), str, "resources.execution"))
+        execution=_typed(r.get("execution", "auto"), str, "resources.execution"),
+        max_failures=_typed(r.get("max_failures", 1), int, "resources.max_failures"))
+    if res.max_failures < 0:
+        raise SpecError("resources.max_failures", f"must be >= 0, got {res.max_failures}")
     if res.workers_per_trial < 1:
         raise SpecError("resources.workers_per_trial", f"must be >= 1, got {res.workers_per_trial}")
     if res.cpus_per_worker <= 0:
@@ -351,11 +390,11 @@ def _validate_config(spec: SweepSpec) -> None:
             for v in (dist.args if dist.kind == "choice" else dist.args[:2]):
                 _apply(base, {key: v}, path)
     for smoke in (False, True):
-        common = _common_config(spec, smoke)
+        common = common_config(spec, smoke)
         samples = [{}] if not spec.search else [
             {key: v} for key, dist in spec.search.space.items()
             for v in (dist.args if dist.kind == "choice" else dist.args[:2])]
-        for point in grid_points(spec):
+        for point in grid_points(spec, smoke):
             for sample in samples:
                 _cell_config(spec, common, point, sample, smoke)
 
@@ -409,33 +448,44 @@ def _short(point: dict) -> str:
 # ---------------------------------------------------------------- cells and trials
 
 
-def grid_points(spec: SweepSpec) -> list[dict[str, typing.Any]]:
-    """The grid's points in a stable order: the product of the axes and of the zip groups (one point without a grid)."""
+def grid_points(spec: SweepSpec, smoke: bool = False) -> list[dict[str, typing.Any]]:
+    """The grid's points in a stable order: the product of the axes and of the zip groups (one point without a
+    grid); with `smoke`, only those whose values `smoke.grid` keeps."""
     dims = [[{k: v} for v in values] for k, values in spec.axes.items()]
     dims += [[dict(zip(group, values, strict=True)) for values in zip(*group.values(), strict=True)]
              for group in spec.zips]
-    return [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*dims)]
+    points = [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*dims)]
+    keep = spec.smoke_grid if smoke else {}
+    return [p for p in points if all(p[k] in values for k, values in keep.items())]
 
 
-def _common_config(spec: SweepSpec, smoke: bool) -> C.ExperimentConfig:
+def common_config(spec: SweepSpec, smoke: bool) -> C.ExperimentConfig:
+    """Preset -> overrides (-> smoke): what every trial starts from before its grid point; unresolved."""
     cfg = C.override(C.preset(spec.base), spec.overrides)
     return C.override(C.smoke(cfg), spec.smoke) if smoke else cfg
 
 
 def build_trial(spec: SweepSpec, point: dict[str, typing.Any], seed: int, smoke: bool = False) -> Trial:
     """One trial: the spec's config at a grid point (plus any sampled search values) and a seed."""
-    return _trials(spec, point, [seed], _common_config(spec, smoke), smoke)[0]
+    return _trials(spec, point, [seed], common_config(spec, smoke), smoke)[0]
 
 
 def _trials(spec: SweepSpec, point: dict, seeds: list[int], common: C.ExperimentConfig, smoke: bool) -> list[Trial]:
     cfg = _cell_config(spec, common, point, smoke=smoke)
     cell = C.cell_hash(cfg)  # once per point: the seed is not part of the cell, nor of resolution
-    trials = []
-    for seed in seeds:
-        seeded = copy.deepcopy(cfg)
-        seeded.seed = seed
-        trials.append(Trial(cell, seed, dict(point), seeded, f"{spec.name}/{cell}/s{seed}"))
-    return trials
+    return [_seeded(spec.name, cfg, cell, point, seed) for seed in seeds]
+
+
+def _seeded(sweep: str, cfg: C.ExperimentConfig, cell: str, overrides: dict, seed: int) -> Trial:
+    seeded = copy.deepcopy(cfg)
+    seeded.seed = seed
+    return Trial(cell, seed, dict(overrides), seeded, f"{sweep}/{cell}/s{seed}")
+
+
+def sampled_trial(sweep: str, common: C.ExperimentConfig, overrides: dict, seed: int) -> Trial:
+    """The trial of one search sample: `overrides` = grid point + sampled values (validated at their bounds)."""
+    cfg = C.resolve(C.override(common, overrides))
+    return _seeded(sweep, cfg, C.cell_hash(cfg), overrides, seed)
 
 
 def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
@@ -444,10 +494,10 @@ def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
     With a `search`, these are the grid cells at seeds[0], one Optuna study each (DESIGN.md §8: a search uses
     the first seed); the driver turns each sample into a trial with `build_trial(spec, {**point, **sample}, ...)`.
     """
-    common = _common_config(spec, smoke)
+    common = common_config(spec, smoke)
     seeds = spec.seeds_for(smoke)[:1] if spec.search else spec.seeds_for(smoke)
     trials: dict[tuple[str, int], Trial] = {}
-    for point in grid_points(spec):
+    for point in grid_points(spec, smoke):
         for trial in _trials(spec, point, seeds, common, smoke):
             trials.setdefault((trial.cell, trial.seed), trial)
     return list(trials.values())
@@ -499,4 +549,4 @@ def _nearest(key: str, candidates) -> str:
 
 
 __all__ = ["SpecError", "SweepSpec", "Trial", "Search", "Distribution", "Asha", "Resources", "Tracking",
-           "load_spec", "parse_spec", "grid_points", "build_trial", "expand"]
+           "load_spec", "parse_spec", "grid_points", "build_trial", "sampled_trial", "common_config", "expand"]

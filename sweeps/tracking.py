@@ -33,6 +33,10 @@ BATCH_PARAMS, BATCH_METRICS = 100, 1000  # log_batch limits per call
 REUSABLE = ("FINISHED", "RUNNING", "FAILED")  # a KILLED run was abandoned on purpose: a new run replaces it
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
 ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
+STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
+STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
+ERROR = "unisweep.error"  # why a FAILED run failed, one line
+MAX_TAG_CHARS = 5000
 
 
 # ---------------------------------------------------------------- the store
@@ -122,12 +126,26 @@ def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, 
 
 
 def sweep_run(client: MlflowClient, experiment_id: str, sweep: str, smoke: bool = False) -> Run | None:
-    """The sweep's parent run, if any (`resume NAME` reads `spec.yaml` from its artifacts)."""
+    """The sweep's parent run at this smoke flag, if any."""
     found = _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: sweep, SMOKE: _flag(smoke)}))
     return found[0] if found else None
 
 
-def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, smoke: bool = False) -> str:
+def sweep_runs(client: MlflowClient, experiment_id: str, sweep: str) -> list[Run]:
+    """The sweep's parent runs: one per smoke flag."""
+    return _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: sweep}))
+
+
+def spec_text(client: MlflowClient, run_id: str) -> str:
+    """The spec YAML a sweep's parent run holds (`resume NAME` runs it again)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        return Path(client.download_artifacts(run_id, "spec.yaml", d)).read_text()
+
+
+def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, smoke: bool = False,
+              extra_tags: dict[str, str] | None = None) -> str:
     """Find the run of (sweep, cell, seed), or create it; record config, params and tags; return its id.
 
     A found FAILED run is set back to RUNNING (the trial resumes into it); a FINISHED one is returned as it is.
@@ -138,11 +156,13 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in REUSABLE]
     found.sort(key=lambda r: (REUSABLE.index(r.info.status), -r.info.start_time))
     tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
-            SMOKE: _flag(smoke), **provenance_tags()}
+            SMOKE: _flag(smoke), **provenance_tags(), **(extra_tags or {})}
     if found:
         run = found[0]
         if run.info.status == "FAILED":
             client.update_run(run.info.run_id, status="RUNNING")
+            if ERROR in run.data.tags:  # the reason of the failure this run resumes from
+                client.delete_tag(run.info.run_id, ERROR)
     else:
         run = client.create_run(experiment_id, tags=tags, run_name=trial.name)
     run_id = run.info.run_id
@@ -160,9 +180,17 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     return run_id
 
 
-def finish(client: MlflowClient, run_id: str, status: str = "FINISHED") -> None:
-    """End a run: FINISHED, FAILED or KILLED."""
+def finish(client: MlflowClient, run_id: str, status: str = "FINISHED", tags: dict[str, str] | None = None) -> None:
+    """End a run: FINISHED, FAILED or KILLED, with tags saying how."""
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.from_string(status)))
+
+
+def fail(client: MlflowClient, run_id: str, error: BaseException | str) -> None:
+    """End a run FAILED with its reason as one line (tag `unisweep.error`)."""
+    reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    finish(client, run_id, "FAILED", {ERROR: " ".join(str(reason).split())[:MAX_TAG_CHARS]})
 
 
 class RunLogger:
@@ -184,6 +212,12 @@ class RunLogger:
         for i in range(0, len(new), BATCH_METRICS):
             self.client.log_batch(self.run_id, metrics=new[i:i + BATCH_METRICS])
         self.logged.update((m.key, step) for m in new)
+
+    def images(self, images: dict[str, np.ndarray]) -> None:
+        """Image grids as PNG artifacts, e.g. {"generated": ..., "real": ...} -> generated.png, real.png."""
+        for name, batch in images.items():
+            if len(batch):
+                log_image_grid(self.client, self.run_id, batch, f"{name}.png")
 
 
 def log_image_grid(client: MlflowClient, run_id: str, images: np.ndarray, path: str = "generated.png",

@@ -1,36 +1,228 @@
-"""One Tune trial on the in-process path: train the cell's config and log it to its MLflow run.
+"""One Tune trial: find its MLflow run, train (here, or on a Ray Train worker group), close the run.
 
-Ray runs this function in a trial process; it must live in the installed package (PLATFORM.md §10). The
-driver created the run; this process only logs to it, through `tracking.RunLogger`, which skips any
-(metric, step) the run already holds. Tune hears only the evaluation points.
+Ray runs these functions in other processes; they must live in the installed package (PLATFORM.md §10).
+`run_trial(config)` is the Tune function trainable. `config["job"]` is what the driver fixed for the trial
+(see `driver._job`); a search adds its sampled values as top-level dotted keys. Two paths (DESIGN.md §8):
+
+- in-process (`execution: auto`, one worker): `unified.train.train` runs in this Tune trial process and
+  reports each eval point to Tune; rank "0" is this process.
+- Ray Train (`workers_per_trial > 1` or `execution: train`): this trial only drives a `TorchTrainer`
+  (PLATFORM.md §4 pattern) whose workers run `train_worker`; rank 0 logs to MLflow and reports a checkpoint
+  at every eval point; `TuneReportCallback` forwards rank 0's reports to Tune (and so to ASHA and Optuna);
+  Train's FailureConfig restarts the workers from the last checkpoint, and a rerun of the same trial name
+  restores it too (Train V2 keeps the run's checkpoint index under `<storage>/train/<name>`).
+
+Either way every metric goes through `tracking.RunLogger`, which never logs a (key, step) twice, so a
+restarted trial adds only what is new. A diverging loss is a result, not a crash: it is recorded on the run
+(tag `unisweep.error`, status FAILED) and not retried.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
+STATE_FILE = "state.pt"
+NODE_TAG = "unisweep.node"
+
 
 def run_trial(config: dict) -> None:
-    import torch
     from mlflow import MlflowClient
     from ray import tune
 
     from sweeps import tracking
+
+    job = config["job"]
+    client = MlflowClient(job["uri"])
+    if job.get("run_id") is None:
+        job = _search_sample(client, job, config)
+    run = client.get_run(job["run_id"])
+    if run.info.status == "FINISHED":  # a search sampled a config that already ran: hand Optuna its result
+        tune.report({**_tune_metrics(run.data.metrics, 100), "run_id": job["run_id"]})
+        return
+    _tag_node(client, job["run_id"])
+    try:
+        if job["workers"] > 1 or job["execution"] == "train":
+            _drive_trainer(job, client)
+        else:
+            _train_here(job)
+    except SystemExit:  # Tune stopped the trial (ASHA): what it logged stands, so the run is complete
+        tracking.finish(client, job["run_id"], "FINISHED", {tracking.STOPPED_EARLY: "true"})
+        raise
+    except BaseException as e:  # noqa: BLE001 - any other way out marks the run FAILED, then re-raises
+        tracking.fail(client, job["run_id"], e)
+        raise
+    tracking.finish(client, job["run_id"])
+
+
+# ---------------------------------------------------------------- the in-process path
+
+
+def _train_here(job: dict) -> None:
+    import torch
+    from ray import tune
+
     from unified import config as C
     from unified.train import train
 
-    job = config["job"]
-    cpus = tune.get_context().get_trial_resources().required_resources.get("CPU", 1)
-    torch.set_num_threads(max(1, int(cpus)))  # Ray's CPU request, rounded down; never more threads than cores
-    client = MlflowClient(job["uri"])
-    log = tracking.RunLogger(client, job["run_id"])
+    torch.set_num_threads(max(1, int(job["cpus_per_worker"])))  # never more threads than the CPUs Ray gave us
+    checkpoint = tune.get_checkpoint()  # set when Tune retries this trial
+    resume = _load_state(checkpoint.path) if checkpoint else None
 
-    def report(metrics, step, state=None):
-        log(metrics, step)
-        if state is not None:
-            tune.report({**{k: float(v) for k, v in metrics.items()}, "percent": step})
+    def publish(metrics: dict, state: dict | None):
+        if state is None:
+            return  # Tune hears only the eval points: ASHA counts them as its time
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, Path(d) / STATE_FILE)
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+
+    train(C.from_flat(job["config"]), _reporter(job, publish, rank=0), resume=resume, cache_dir=job["cache_dir"])
+
+
+# ---------------------------------------------------------------- the Ray Train path
+
+
+def _drive_trainer(job: dict, client) -> None:
+    import ray.train
+    from ray.train.torch import TorchConfig, TorchTrainer
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from sweeps import tracking
+    from unified.train import DivergenceError
+
+    use_gpu = job["gpus_per_worker"] > 0
+    per_worker = {"CPU": job["cpus_per_worker"], **({"GPU": job["gpus_per_worker"]} if use_gpu else {})}
+    trainer = TorchTrainer(
+        train_worker,
+        train_loop_config=job,
+        scaling_config=ray.train.ScalingConfig(num_workers=job["workers"], use_gpu=use_gpu,
+                                               resources_per_worker=per_worker),
+        torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
+        run_config=ray.train.RunConfig(
+            name=job["name"].replace("/", "-"),  # stable: a rerun of this trial restores its checkpoint
+            storage_path=f"{job['storage'].rstrip('/')}/train",  # a local path or s3://...
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=job["max_failures"]),
+            callbacks=[TuneReportCallback()]),  # built inside the Tune trial, as it must be (PLATFORM.md §4)
+    )
+    trainer.fit()  # Tune heard every eval point through the callback
+    error = client.get_run(job["run_id"]).data.tags.get(tracking.ERROR)
+    if error:  # a worker recorded a diverging loss and returned: a result, not a failure to retry
+        raise DivergenceError(error)
+
+
+def train_worker(job: dict) -> None:
+    """One Ray Train worker: train under DDP; rank 0 logs to MLflow and reports the checkpoints."""
+    import ray.train
+    import torch
+    from mlflow import MlflowClient
+
+    from sweeps import tracking
+    from unified import config as C
+    from unified.train import DivergenceError, train
+
+    torch.set_num_threads(max(1, int(job["cpus_per_worker"])))
+    rank = ray.train.get_context().get_world_rank()
+    if rank == 0:
+        _tag_node(MlflowClient(job["uri"]), job["run_id"])  # where rank 0 trains, rather than its driver
+    checkpoint = ray.train.get_checkpoint()  # set on a restart after a failure, or on a rerun of the trial
+    resume = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as d:
+            resume = _load_state(d)
+
+    def publish(metrics: dict, state: dict | None):
+        if state is None:
+            return  # only eval points go to Train: every rank reports them, the same number of times
+        if rank != 0:
+            ray.train.report(metrics)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save(state, Path(d) / STATE_FILE)
+            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
     try:
-        train(C.from_flat(job["config"]), report, cache_dir=job["cache_dir"])
-    except BaseException:
-        tracking.finish(client, job["run_id"], "FAILED")
-        raise
-    tracking.finish(client, job["run_id"], "FINISHED")
+        train(C.from_flat(job["config"]), _reporter(job, publish, rank), resume=resume, cache_dir=job["cache_dir"])
+    except DivergenceError as e:  # every rank sees it at the same step (train.py syncs the check)
+        if rank == 0:
+            tracking.fail(MlflowClient(job["uri"]), job["run_id"], e)
+
+
+# ---------------------------------------------------------------- shared
+
+
+def _reporter(job: dict, publish, rank: int):
+    """`report(metrics, step, state)` for `unified.train`: MLflow on rank 0, Tune/Train at the eval points."""
+    from mlflow import MlflowClient
+
+    from sweeps import tracking
+
+    log = tracking.RunLogger(MlflowClient(job["uri"]), job["run_id"]) if rank == 0 else None
+
+    def report(metrics: dict, step: int, state: dict | None = None):
+        images = state.pop("images", None) if state is not None else None
+        if log is not None:
+            log(metrics, step)
+            if images and step == 100:
+                log.images(images)
+        publish({**_tune_metrics(metrics, step), "run_id": job["run_id"]}, state)
+        if state is not None:
+            _maybe_crash(job, step)
+
+    return report
+
+
+def _tag_node(client, run_id: str) -> None:
+    """`unisweep.node`: the Ray node that trains (rank 0), for placement questions on a cluster."""
+    import ray
+
+    client.set_tag(run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
+
+
+def _tune_metrics(metrics: dict, step: int) -> dict:
+    return {**{k: float(v) for k, v in metrics.items() if k.startswith(("eval/", "time/"))}, "percent": int(step)}
+
+
+def _load_state(directory: str) -> dict:
+    import torch
+
+    return torch.load(Path(directory) / STATE_FILE, weights_only=False)
+
+
+def trial_name(trial) -> str:
+    """Tune's name for a trial (and its folder): ours, `{sweep}-{cell}-s{seed}`, also for a search sample."""
+    job = trial.config["job"]
+    name = job["name"] if job.get("run_id") else _sampled(job, trial.config).name
+    return name.replace("/", "-")
+
+
+def _sampled(job: dict, config: dict):
+    from sweeps.spec import sampled_trial
+    from unified import config as C
+
+    sample = {k: config[k] for k in job["search_keys"]}
+    return sampled_trial(job["sweep"], C.from_flat(job["common"]), {**job["point"], **sample}, job["seed"])
+
+
+def _search_sample(client, job: dict, config: dict) -> dict:
+    """A search sample's trial and run, found or created here: the driver cannot know the sample in advance."""
+    from sweeps import tracking
+    from unified import config as C
+
+    trial = _sampled(job, config)
+    run_id = tracking.trial_run(client, job["experiment_id"], job["parent_id"], trial, job["smoke"],
+                                {tracking.STUDY: job["study"]})
+    return {**job, "name": trial.name, "config": C.flatten(trial.config), "run_id": run_id}
+
+
+def _maybe_crash(job: dict, step: int) -> None:
+    """Fault injection for the tests: `crash_after` = (percent, marker dir) kills this process once, hard."""
+    if not job.get("crash_after"):
+        return
+    percent, marker_dir = job["crash_after"]
+    marker = Path(marker_dir) / f"{job['name'].replace('/', '-')}.crashed"
+    if step >= percent and not marker.exists():
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        os._exit(1)  # like a lost node: no cleanup, no exception to catch

@@ -48,7 +48,7 @@ def ray_local():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False,  # State API: Train frees stopped trials
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()
@@ -116,6 +116,7 @@ def analysis_store(tmp_path_factory):
     uri = f"sqlite:///{tmp_path_factory.mktemp('analysis')}/mlflow.db"
     experiment_id = tracking.ensure_store(uri, "unisweep")
     client = MlflowClient(uri)
+    analysis_stores.without_fsync(client)
     parents = {name: analysis_stores.fill(client, experiment_id, name, images=name == "planted")
                for name in analysis_stores.STORED}
     return uri, parents

@@ -38,6 +38,11 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
     for r in runs:
         tags = r.data.tags
         assert tags["unisweep.smoke"] == "true" and tags["unisweep.seed"] == "0"
+        assert tags["unisweep.git_sha"] and tags["unisweep.dirty"] in ("true", "false")
+        assert tags["unisweep.version.torch"] and tags["unisweep.version.ray"] and tags["unisweep.node"]
+        artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert "config.yaml" in artifacts
+        assert ("generated.png" in artifacts) == (r.data.params["data.tasks"] == "mixed")
         assert tags["unisweep.variant"] == "siglip-siglip" and tags["unisweep.cell"] in r.info.run_name
         assert r.data.params["data.tasks"] in ("mixed", "understanding")
         for key in ("eval/und/total", "train/loss"):
@@ -69,3 +74,55 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
     out = subprocess.run([*cli, "status", "nosuch", "--experiment", "tests", "--tracking-uri", spec.tracking.uri],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 2 and "no trial runs" in out.stderr
+
+
+def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_path, cache_dir, ray_local,
+                                                                          monkeypatch, capsys):
+    from sweeps.cli import main
+    from sweeps.driver import CRASH_ENV
+
+    text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
+    text = text.replace("[mixed, understanding]", "[understanding]").replace("name: drive", "name: crashy")
+    spec = S.parse_spec(text)
+    monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}")  # the trial process dies once, after 50 %
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert result.finished == 0 and len(result.failed) == 1
+
+    client = MlflowClient(spec.tracking.uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    (run,) = T.search_trials(client, experiment, "crashy")
+    assert run.info.status == "FAILED" and run.data.tags[T.ERROR]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/und/total")] == [50]
+    assert T.sweep_run(client, experiment, "crashy", smoke=True).info.status == "FAILED"
+
+    code = main(["resume", "crashy", "--tracking-uri", spec.tracking.uri, "--experiment", "tests",
+                 "--cache-dir", str(cache_dir)])
+    assert code == 0, capsys.readouterr()
+    (again,) = T.search_trials(client, experiment, "crashy")
+    assert again.info.run_id == run.info.run_id and again.info.status == "FINISHED"
+    assert T.ERROR not in again.data.tags
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/und/total")] == [50, 100]
+    assert T.sweep_run(client, experiment, "crashy", smoke=True).info.status == "FINISHED"
+    assert main(["resume", "nosuch", "--tracking-uri", spec.tracking.uri, "--experiment", "tests"]) == 2
+
+
+def test_a_sweep_logs_to_a_real_mlflow_server(tmp_path, cache_dir, ray_local, server):
+    text = f"""name: served
+base: smartwatch-cpu
+seeds: [0]
+grid:
+  data.tasks: [mixed]
+tracking: {{uri: "{server}", experiment: served}}
+storage: {tmp_path / "ray"}
+"""
+    spec = S.parse_spec(text)
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (result.finished, result.failed) == (1, [])
+    client = MlflowClient(server)
+    experiment = client.get_experiment_by_name("served").experiment_id
+    (run,) = T.search_trials(client, experiment, "served")
+    assert run.info.status == "FINISHED" and run.data.tags["unisweep.git_sha"]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/gen/attr_acc")] == [50, 100]
+    assert {"config.yaml", "generated.png", "real.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "spec.yaml" in {a.path for a in client.list_artifacts(T.sweep_run(client, experiment, "served", True)
+                                                                  .info.run_id)}

@@ -51,6 +51,10 @@ BAD = [
     ({"overrides": {"train": {"lr": 0.1}}}, "overrides.train", "one value"),
     ({"smoke": {"train.stepz": 4}}, "smoke.train.stepz", "did you mean train.steps"),
     ({"smoke": {"seeds": []}}, "smoke.seeds", "at least one"),
+    ({"smoke": {"grid": {"model.varient": ["vq-vq"]}}}, "smoke.grid.model.varient", "did you mean model.variant"),
+    ({"smoke": {"grid": {"model.variant": ["vq-siglip"]}}}, "smoke.grid.model.variant", "subset"),
+    ({"smoke": {"num_samples": 2}}, "smoke.num_samples", "search"),
+    ({"resources": {"max_failures": -1}}, "resources.max_failures", ">= 0"),
     ({"resources": {"workers_per_trial": 0}}, "resources.workers_per_trial", ">= 1"),
     ({"resources": {"cpu_per_worker": 1}}, "resources.cpu_per_worker", "did you mean cpus_per_worker"),
     ({"resources": {"execution": "trian"}}, "resources.execution", "did you mean train"),
@@ -143,6 +147,14 @@ def test_smoke_changes_cells_and_uses_smoke_seeds():
     assert len(smoke) == 4 and {t.seed for t in smoke} == {7}
     assert {t.cell for t in real}.isdisjoint(t.cell for t in smoke)
     assert all(t.config.train.eval_items == 4 and t.config.data.resolution == 32 for t in smoke)
+
+
+def test_smoke_grid_keeps_a_subset_of_cells_and_num_samples_shrinks_a_search():
+    spec = parse(smoke={"grid": {"model.variant": ["vq-vq"]}})
+    assert len(S.expand(spec)) == 8 and len(S.expand(spec, smoke=True)) == 4
+    assert {t.config.model.variant for t in S.expand(spec, smoke=True)} == {"vq-vq"}
+    searched = parse(search=SEARCH, grid={}, smoke={"num_samples": 2})
+    assert (searched.num_samples(False), searched.num_samples(True)) == (4, 2)
 
 
 def test_search_parses_and_expands_to_one_study_per_cell():

@@ -18,6 +18,7 @@ from unified.data.tasks import collate
 from unified.data.tokenizer import detokenize
 
 EVAL_BATCH = 128
+SHOWN_IMAGES = 16  # generated images (and their real counterparts) handed to `report` for an image grid
 
 
 def _chunks(items, size):
@@ -51,7 +52,8 @@ def generate_images(model, items, out_space, spaces, special, device) -> tuple[n
 
 
 @torch.no_grad()
-def evaluate_generation(model, items, out_space, spaces, pool, special, device) -> dict[str, float]:
+def evaluate_generation(model, items, out_space, spaces, pool, special, device) -> tuple[dict[str, float], dict]:
+    """Generation scores, and the first SHOWN_IMAGES generated images with the real ones their prompts describe."""
     pixels, raw = generate_images(model, items, out_space, spaces, special, device)
     image = torch.tensor([it.image for it in items])
     judge = spaces.judge
@@ -69,16 +71,20 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
     else:
         target = out_space.test[image]  # [N, n_out, d]
         out["eval/gen/feat_cos"] = float(torch.nn.functional.cosine_similarity(raw, target, dim=-1).mean())
-    return out
+    return out, {"generated": pixels[:SHOWN_IMAGES], "real": real[:SHOWN_IMAGES].numpy()}
 
 
-def evaluate(model, data, pool, spaces, in_space, out_space, cfg, special, tokenizer, device) -> dict[str, float]:
+def evaluate(model, data, pool, spaces, in_space, out_space, cfg, special, tokenizer,
+             device) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Metrics of the sides the run trained, and sample images (uint8 [k, H, W, 3]) when it generates."""
     was_training = model.training
     model.eval()
     out: dict[str, float] = {}
+    images: dict[str, np.ndarray] = {}
     if cfg.data.tasks != "generation":
         out.update(evaluate_understanding(model, data.eval_und, in_space, special, tokenizer, device))
     if cfg.data.tasks != "understanding":
-        out.update(evaluate_generation(model, data.eval_gen, out_space, spaces, pool, special, device))
+        scores, images = evaluate_generation(model, data.eval_gen, out_space, spaces, pool, special, device)
+        out.update(scores)
     model.train(was_training)
-    return out
+    return out, images

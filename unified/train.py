@@ -5,7 +5,8 @@
 
 `report(metrics, step, state=None)` is passed in (DESIGN.md §8): `step` is the percent of the training budget
 (0-100). `train/loss*` arrive at every percent, `eval/*` at the `train.eval_points` evaluation points with
-`state`, everything needed to resume bit-for-bit on CPU (`train(cfg, report, resume=state)`). Stage-0 quality
+`state`, everything needed to resume bit-for-bit on CPU (`train(cfg, report, resume=state)`), plus
+`state["images"]`: a few generated and real images (uint8) when the run generates, for an image grid. Stage-0 quality
 numbers arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each
 step's batch is split across ranks; evaluation runs on every rank on the same items, so every rank reports
 the same number of times.
@@ -157,7 +158,10 @@ class Trainer:
             with self.autocast:
                 losses = self.ddp(und, gen)
             loss = losses["loss"]
-            if not torch.isfinite(loss):
+            finite = torch.isfinite(loss.detach()).float()
+            if self.world > 1:  # all ranks stop together, or the others wait in the gradient all-reduce forever
+                torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+            if not finite:
                 raise DivergenceError(f"loss became {loss.item()} at step {step + 1}/{self.n_steps} "
                                       f"(train.lr={self.cfg.train.lr}); lower it or raise train.warmup")
             self.optimizer.zero_grad(set_to_none=True)
@@ -176,16 +180,17 @@ class Trainer:
                 if evals and pct >= evals[0]:
                     while evals and pct >= evals[0]:
                         evals.pop(0)
-                    metrics.update(self.evaluate())
+                    scores, images = self.evaluate()
+                    metrics.update(scores)
                     metrics["time/train_s"] = time.perf_counter() - t0
                     metrics["time/setup_s"] = self.setup_s  # data, stage-0 load and samples
                     final = metrics
-                    report(metrics, pct, self.state(step + 1, pct))
+                    report(metrics, pct, {**self.state(step + 1, pct), "images": images})
                 else:
                     report(metrics, pct)
         return final
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self) -> tuple[dict[str, float], dict]:
         return evaluate(self.model, self.data, self.pool, self.spaces, self.in_space, self.out_space, self.cfg,
                         self.special, self.tokenizer, self.device)
 

@@ -1,0 +1,86 @@
+"""The Ray Train path on a real local Ray: 2 DDP workers per trial, a crash retried from its checkpoint, ASHA.
+
+Each trial here needs more than half the machine's 2 CPUs, so trials run one at a time: if a stopped or
+crashed trial kept its workers' placement group, the next one could never start and the test would hit
+its timeout (PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails).
+"""
+
+import pytest
+from mlflow import MlflowClient
+
+from sweeps import tracking as T
+from sweeps.driver import CRASH_ENV, run_sweep
+from sweeps.spec import parse_spec
+
+pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(400)]
+
+TWO_WORKERS = """name: {name}
+base: smartwatch-cpu
+seeds: [0]
+resources: {{workers_per_trial: 2, cpus_per_worker: 0.9, max_failures: 1}}
+tracking: {{uri: "sqlite:///{db}", experiment: tests}}
+storage: {storage}
+"""
+
+
+def _sweep(tmp_path, name: str, extra: str = ""):
+    text = TWO_WORKERS.format(name=name, db=tmp_path / "mlflow.db", storage=tmp_path / "ray") + extra
+    spec = parse_spec(text)
+    return spec, text
+
+
+def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_path, cache_dir, ray_local,
+                                                                         monkeypatch):
+    spec, text = _sweep(tmp_path, "ddp")
+    monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}")  # each trial's rank 0 dies once after 50 %
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (result.finished, result.failed) == (1, [])
+    assert len(list((tmp_path / "crashes").iterdir())) == 1  # it really crashed
+
+    client = MlflowClient(spec.tracking.uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    (run,) = T.search_trials(client, experiment, "ddp")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.tasks"] == "mixed" and run.data.tags["unisweep.node"]
+    for key in ("eval/und/total", "eval/gen/attr_acc", "train/loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)), f"{key} logged a step twice: {steps}"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/und/total")] == [50, 100]
+    loss_steps = [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")]
+    assert max(loss_steps) == 100 and any(s < 50 for s in loss_steps) and any(50 < s < 100 for s in loss_steps)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "generated.png", "real.png"} <= artifacts
+    checkpoints = list((tmp_path / "ray" / "train").glob("*/checkpoint_*"))
+    assert checkpoints, "rank 0 reported no Train checkpoint"
+
+
+def test_asha_stops_ray_train_trials_and_their_workers_make_room(tmp_path, cache_dir, ray_local):
+    search = """search:
+  space: {train.lr: {loguniform: [0.0001, 0.1]}}
+  metric: eval/gen/fd
+  mode: min
+  num_samples: 4
+  seed: 3
+  asha: {grace_period: 1, reduction_factor: 2}
+smoke: {train.eval_points: 4}
+"""
+    spec, text = _sweep(tmp_path, "asha", search)
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (result.trials, result.finished, result.failed) == (4, 4, [])  # every trial got its turn
+
+    client = MlflowClient(spec.tracking.uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    runs = T.search_trials(client, experiment, "asha")
+    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    stopped = [r for r in runs if r.data.tags.get(T.STOPPED_EARLY) == "true"]
+    assert stopped, "ASHA stopped nothing; the test no longer shows that a stopped trial frees its workers"
+    cut = 0
+    for r in runs:
+        steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, "eval/gen/fd"))
+        if r in stopped:  # Train's workers run on while Tune decides, so a stop may land a point late
+            assert steps == [25, 50, 75, 100][:len(steps)]
+            cut += steps[-1] < 100
+        else:
+            assert steps == [25, 50, 75, 100]
+    assert cut, "no stopped trial was cut short"
+    assert len({r.data.params["train.lr"] for r in runs}) == 4  # Optuna sampled four learning rates
