@@ -273,7 +273,7 @@ def config_keys(frame: pd.DataFrame) -> list[str]:
 def context_keys(rows: pd.DataFrame) -> list[str]:
     """Config keys that vary among `rows`, besides data.tasks and seed: what a gain must be held within."""
     keys = [k for k in config_keys(rows) if k not in ("data.tasks", "seed")]
-    return [k for k in keys if rows[k].astype(str).nunique() > 1]
+    return [k for k in keys if rows[k].nunique(dropna=False) > 1]
 
 
 def paired_gains(rows: pd.DataFrame, metric: str, control: str, treat: str = "mixed",

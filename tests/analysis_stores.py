@@ -125,3 +125,12 @@ def memory_runs(name: str, step: int = 100) -> list[Run]:
                        [RunTag(k, v) for k, v in tags.items()])
         runs.append(Run(info, data))
     return runs
+
+
+def without_fsync(client) -> None:
+    """Skip SQLite's fsync per commit in a throwaway test store (the tracking calls themselves are unchanged)."""
+    from sqlalchemy import event
+
+    engine = client._tracking_client.store.engine
+    event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=OFF"))
+    engine.dispose()  # pooled connections predate the listener

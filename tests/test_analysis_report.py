@@ -59,29 +59,24 @@ def test_second_report_reads_the_cache(planted_report, tmp_path):
                                   pd.DataFrame([v.row() for v in verdicts.values()]))
 
 
-def test_report_command_prints_the_verdict_table(analysis_store, tmp_path, capsys):
+def test_report_command_prints_the_verdict_table_and_writes_reports_slash_sweep(analysis_store, tmp_path,
+                                                                               monkeypatch, capsys):
     uri, _ = analysis_store
-    parser = argparse.ArgumentParser(prog="unisweep")
-    report.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["report", "nulleffect", "--tracking-uri", uri, "--out", str(tmp_path / "r")])
-    assert args.func(args) == 0
-    printed = capsys.readouterr().out
-    assert "inconclusive" in printed and "not run" in printed and (tmp_path / "r" / "report.md").is_file()
-    args = parser.parse_args(["report", "no_such_sweep", "--tracking-uri", uri, "--out", str(tmp_path / "x")])
-    with pytest.raises(NotFound, match="sweep 'no_such_sweep' has no trial runs"):
-        args.func(args)
-    args = parser.parse_args(["report", "planted", "--tracking-uri", uri, "--experiment", "nope"])
-    with pytest.raises(NotFound, match="no experiment 'nope'"):
-        args.func(args)
-
-
-def test_default_out_dir_is_reports_slash_sweep(analysis_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", analysis_store[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the default store when --tracking-uri is not given
     parser = argparse.ArgumentParser(prog="unisweep")
     report.add_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["report", "nulleffect"])
-    assert args.func(args) == 0 and (tmp_path / "reports" / "nulleffect" / "report.md").is_file()
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "inconclusive" in printed and "not run" in printed
+    assert (tmp_path / "reports" / "nulleffect" / "report.md").is_file()
+    args = parser.parse_args(["report", "no_such_sweep", "--tracking-uri", uri, "--out", str(tmp_path / "x")])
+    with pytest.raises(NotFound, match="sweep 'no_such_sweep' has no trial runs"):
+        args.func(args)
+    args = parser.parse_args(["report", "planted", "--experiment", "nope"])
+    with pytest.raises(NotFound, match="no experiment 'nope'"):
+        args.func(args)
 
 
 def test_report_from_a_real_mlflow_server(server, tmp_path):
