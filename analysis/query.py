@@ -33,7 +33,7 @@ from sweeps.errors import NotFound
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
-               tracking.SMOKE: "smoke", "unisweep.stopped_early": "stopped_early"}
+               tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit
 THREADS = 16  # history reads wait on I/O (HTTP) or on SQLite; more threads than cores pays off
 IDENTITY = {"run_id", "name", "status", "start_time", "end_time"}
