@@ -20,14 +20,18 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[test]"
 	touch $(STAMP)
 
+# The quickstart sweep on a local Ray, logged to ./mlflow.db, then its report (reports/quickstart/report.md).
+# Rerunning skips every trial MLflow already holds FINISHED, so an interrupted demo picks up where it stopped.
 demo: install
-	.venv/bin/unisweep train --preset smartwatch-cpu
+	.venv/bin/unisweep run sweeps/quickstart.yaml
+	.venv/bin/unisweep report quickstart
 
 test: install
 	$(PY) -m pytest -q
 
 bench: install
 	$(PY) bench/train_throughput.py
+	$(PY) bench/sweep_overhead.py
 
 clean:
-	rm -rf .venv .pytest_cache mlflow.db mlartifacts
+	rm -rf .venv .pytest_cache mlflow.db mlartifacts reports ray_results

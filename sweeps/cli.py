@@ -6,6 +6,7 @@
     unisweep resume NAME [--tracking-uri URI] [--experiment E]    # finish an interrupted sweep
     unisweep status NAME [--tracking-uri URI] [--experiment E]    # trials by status, best so far
     unisweep runs [--sweep NAME] [--where EXPR] [--json]          # trial runs from MLflow
+    unisweep report SWEEP [--tracking-uri URI] [--out DIR]        # the findings as verdicts, figures, Markdown
 
 Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason).
 """
@@ -184,6 +185,10 @@ def make_parser() -> argparse.ArgumentParser:
                                                              "sqlite:///<cwd>/mlflow.db)")
         p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
         p.set_defaults(func=func)
+
+    from analysis.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)
     return parser
 
 

@@ -1,6 +1,5 @@
 """`unisweep report`: files, figures and parent-run artifacts from a SQLite store and from a real `mlflow server`."""
 
-import argparse
 
 import pandas as pd
 import pytest
@@ -64,8 +63,9 @@ def test_report_command_prints_the_verdict_table_and_writes_reports_slash_sweep(
     uri, _ = analysis_store
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the default store when --tracking-uri is not given
-    parser = argparse.ArgumentParser(prog="unisweep")
-    report.add_parser(parser.add_subparsers(dest="command"))
+    from sweeps.cli import make_parser
+
+    parser = make_parser()  # `report` as the unisweep command line registers it
     args = parser.parse_args(["report", "nulleffect"])
     assert args.func(args) == 0
     printed = capsys.readouterr().out

@@ -1,0 +1,127 @@
+"""What the sweeper costs on top of training: per-trial overhead and sweep efficiency.
+
+    python bench/sweep_overhead.py [--trials 6] [--paths in-process train]   # smoke trials, one CPU
+    python bench/sweep_overhead.py --sweep quickstart [--tracking-uri URI]   # efficiency of a finished sweep
+
+Overhead: the same N smoke trials (one cell, seeds 0..N-1, one thread each) run first as plain sequential
+`unified.train.train` calls in this process, then through `run_sweep` on a local Ray with one CPU, so trials
+run one at a time on both sides; overhead per trial = (sweep wall - sequential wall) / N. The in-process
+path (`execution: auto`) and the Ray Train path (`execution: train`, one worker) are measured on the same
+trials; Ray's start is paid once and reported apart. Efficiency = training seconds (each trial's
+`time/setup_s + time/train_s`) / (wall x CPUs).
+
+`--sweep NAME` reads a finished sweep from MLflow instead: its trials' training seconds against the parent
+run's wall time and this machine's cores (the figure BENCHMARKS.md records for the quickstart grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+SPEC = """name: overhead-{path}
+base: smartwatch-cpu
+seeds: {seeds}
+resources: {{workers_per_trial: 1, cpus_per_worker: {cpus}, execution: {execution}}}
+tracking: {{uri: "sqlite:///{db}", experiment: bench}}
+storage: {storage}
+"""
+
+
+def sequential(trials, cache_dir: str) -> tuple[float, float]:
+    """Wall and training seconds of the trials as plain back-to-back `train` calls."""
+    import torch
+
+    from unified.train import train
+
+    torch.set_num_threads(1)
+    train(trials[0].config, cache_dir=cache_dir)  # warm: imports, stage-0 load, first-call costs
+    t0, inside = time.perf_counter(), 0.0
+    for t in trials:
+        final = train(t.config, cache_dir=cache_dir)
+        inside += final["time/setup_s"] + final["time/train_s"]
+    return time.perf_counter() - t0, inside
+
+
+def through_sweep(path: str, n: int, root: Path, cache_dir: str) -> dict:
+    from mlflow import MlflowClient
+
+    from sweeps import tracking
+    from sweeps.driver import run_sweep
+    from sweeps.spec import expand, parse_spec
+
+    execution = {"in-process": "auto", "train": "train"}[path]
+    cpus = 1 if path == "in-process" else 0.9  # + 0.1 for the Train trial's driver: one trial fills the CPU
+    text = SPEC.format(path=path, seeds=list(range(n)), execution=execution, cpus=cpus, db=root / "mlflow.db",
+                       storage=root / "ray")
+    spec = parse_spec(text)
+    trials = expand(spec, smoke=True)
+    seq_wall, seq_inside = sequential(trials, cache_dir)
+    t0 = time.perf_counter()
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    wall = time.perf_counter() - t0
+    assert not result.failed, result.failed
+    client = MlflowClient(spec.tracking.uri)
+    runs = tracking.search_trials(client, client.get_experiment_by_name("bench").experiment_id, spec.name)
+    inside = sum(r.data.metrics["time/setup_s"] + r.data.metrics["time/train_s"] for r in runs)
+    return {"path": path, "trials": n, "sequential_wall_s": round(seq_wall, 2), "sweep_wall_s": round(wall, 2),
+            "overhead_per_trial_s": round((wall - seq_wall) / n, 2),
+            "median_run_minus_training_s": round(sorted(
+                (r.info.end_time - r.info.start_time) / 1000 - r.data.metrics["time/setup_s"]
+                - r.data.metrics["time/train_s"] for r in runs)[n // 2], 2),
+            "efficiency": round(inside / wall, 3), "sequential_efficiency": round(seq_inside / seq_wall, 3)}
+
+
+def sweep_efficiency(name: str, uri: str, experiment: str) -> dict:
+    """Training seconds of a finished sweep's trials / (its parent run's wall x this machine's cores)."""
+    from mlflow import MlflowClient
+
+    from sweeps import tracking
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment).experiment_id
+    parent = tracking.sweep_run(client, exp, name)
+    runs = tracking.search_trials(client, exp, name, "attributes.status = 'FINISHED'")
+    inside = sum(r.data.metrics.get("time/setup_s", 0) + r.data.metrics.get("time/train_s", 0) for r in runs)
+    wall = (parent.info.end_time - parent.info.start_time) / 1000
+    cores = os.cpu_count() or 1
+    return {"sweep": name, "trials": len(runs), "training_s": round(inside, 1), "wall_s": round(wall, 1),
+            "cores": cores, "efficiency": round(inside / (wall * cores), 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--paths", nargs="+", default=["in-process", "train"], choices=["in-process", "train"])
+    parser.add_argument("--sweep", default=None, help="report a finished sweep's efficiency from MLflow instead")
+    parser.add_argument("--tracking-uri", default=None)
+    parser.add_argument("--experiment", default="unisweep")
+    parser.add_argument("--cache-dir", default=None)
+    args = parser.parse_args()
+    if args.sweep:
+        from sweeps.tracking import absolute_tracking_uri, default_tracking_uri
+
+        uri = absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else default_tracking_uri()
+        print(json.dumps(sweep_efficiency(args.sweep, uri, args.experiment)))
+        return
+
+    import ray
+
+    cache_dir = args.cache_dir or os.environ.get("UNISWEEP_CACHE") or str(Path.home() / ".cache" / "unisweep")
+    t0 = time.perf_counter()
+    ray.init(num_cpus=1, include_dashboard=True, log_to_driver=False)  # one trial at a time, like the baseline
+    print(json.dumps({"ray_init_s": round(time.perf_counter() - t0, 2)}))
+    try:
+        for path in args.paths:
+            with tempfile.TemporaryDirectory() as d:
+                print(json.dumps(through_sweep(path, args.trials, Path(d), cache_dir)), flush=True)
+    finally:
+        ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()
