@@ -26,8 +26,9 @@ demo: install
 	.venv/bin/unisweep run sweeps/quickstart.yaml
 	.venv/bin/unisweep report quickstart
 
+# Two workers, whole files each: the suite waits on Ray and MLflow about half the time (BENCHMARKS.md).
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 bench: install
 	$(PY) bench/train_throughput.py

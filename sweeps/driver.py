@@ -233,7 +233,7 @@ class _Launch:
     def _close_stopped(self, run_id: str) -> None:
         """A trial that ended without error but left its run RUNNING was stopped by ASHA (Ray Train path)."""
         if self.client.get_run(run_id).info.status == "RUNNING":
-            tracking.finish(self.client, run_id, "FINISHED", {tracking.STOPPED_EARLY: "true"})
+            tracking.close_stopped(self.client, run_id)
 
     def settle(self, experiment: str) -> list[str]:
         """Mark what a dead trial process left RUNNING as FAILED; return the names of every failed trial."""

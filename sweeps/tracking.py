@@ -36,6 +36,7 @@ ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.ce
 STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
 STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
 ERROR = "unisweep.error"  # why a FAILED run failed, one line
+EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000
 
 
@@ -185,6 +186,16 @@ def finish(client: MlflowClient, run_id: str, status: str = "FINISHED", tags: di
     if tags:
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.from_string(status)))
+
+
+def close_stopped(client: MlflowClient, run_id: str) -> None:
+    """Close a run Tune stopped: FINISHED, tagged `unisweep.stopped_early` unless it reached its last eval point.
+
+    ASHA also "stops" every trial at its last rung, after the final report: that one is simply finished.
+    """
+    steps = [m.step for m in client.get_metric_history(run_id, EVAL_CLOCK)]
+    early = {} if steps and max(steps) >= 100 else {STOPPED_EARLY: "true"}
+    finish(client, run_id, "FINISHED", early)
 
 
 def fail(client: MlflowClient, run_id: str, error: BaseException | str) -> None:

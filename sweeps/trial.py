@@ -48,7 +48,7 @@ def run_trial(config: dict) -> None:
         else:
             _train_here(job)
     except SystemExit:  # Tune stopped the trial (ASHA): what it logged stands, so the run is complete
-        tracking.finish(client, job["run_id"], "FINISHED", {tracking.STOPPED_EARLY: "true"})
+        tracking.close_stopped(client, job["run_id"])
         raise
     except BaseException as e:  # noqa: BLE001 - any other way out marks the run FAILED, then re-raises
         tracking.fail(client, job["run_id"], e)

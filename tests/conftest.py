@@ -1,4 +1,9 @@
-"""Shared fixtures: one smoke-size dataset, tokenizer and stage-0 build per test session."""
+"""Shared fixtures: one smoke-size dataset, tokenizer and stage-0 build per test run, one local Ray per worker.
+
+`make test` runs two pytest-xdist workers (`--dist loadfile`); most tests wait on Ray or MLflow more than they
+compute, so two workers share the 2 cores well. The stage-0 cache is shared by the workers of one run and
+built once, under a file lock, before any test sees it.
+"""
 
 import os
 
@@ -11,13 +16,32 @@ from unified import config
 
 
 @pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("unisweep-cache")
+def smoke_cfg():
+    return config.resolve(config.smoke(config.preset("smartwatch-cpu")))
 
 
 @pytest.fixture(scope="session")
-def smoke_cfg():
-    return config.resolve(config.smoke(config.preset("smartwatch-cpu")))
+def cache_dir(tmp_path_factory, smoke_cfg):
+    """The run's stage-0 cache, the smoke pool and stage 0 built in it (by whichever worker comes first)."""
+    import fcntl
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' basetemps are siblings in this run's folder
+    path = root / "unisweep-cache"
+    path.mkdir(exist_ok=True)
+    with open(root / "unisweep-cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other worker waits, then loads what this one built
+        _build_smoke_stage0(smoke_cfg, path)
+    return path
+
+
+def _build_smoke_stage0(cfg, cache_dir) -> None:
+    from unified.data.dataset import load_pool
+    from unified.data.tokenizer import build_tokenizer
+    from unified.vision.stage0 import build_spaces
+
+    build_spaces(cfg, load_pool(cfg.data, cache_dir), build_tokenizer(cfg.data.domain), cache_dir)
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +73,7 @@ def ray_local():
     import ray
 
     ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False,  # State API: Train frees stopped trials
+             dashboard_port=free_port(),  # one local Ray per xdist worker: no fight over 8265
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()
