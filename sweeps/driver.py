@@ -170,7 +170,6 @@ class _Launch:
         from sweeps.progress import Progress
 
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune's legacy output prints nothing
-        os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # MLflow is the record; no CSV/TB files
         R.check_fits(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         cluster = ray.cluster_resources()
         self.concurrency = R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0))
