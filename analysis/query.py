@@ -49,24 +49,13 @@ class SweepData:
     key: str  # the cache key: the same while no run of the sweeps changes
 
 
-def connect(uri: str, experiment: str):
-    """An MlflowClient and the experiment's id; NotFound when the experiment does not exist."""
-    from mlflow import MlflowClient  # late: a second to import
-
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise NotFound(f"no experiment {experiment!r} in {uri}")
-    return client, found.experiment_id
-
-
 def load(uri: str, sweeps: list[str], experiment: str = "unisweep", cache_dir: str | Path | None = None,
          history_keys: tuple[str, ...] = HISTORY_KEYS, bulk: bool = True) -> SweepData:
     """The trial runs and eval histories of `sweeps`; NotFound when a sweep has no trial runs.
 
     `bulk` (default) reads a SQLAlchemy store (SQLite, PostgreSQL) with a few SQL queries; otherwise, and
     always over HTTP, through the tracking API: `search_runs` pages, then histories in a thread pool."""
-    client, experiment_id = connect(uri, experiment)
+    client, experiment_id = tracking.connect(uri, experiment)
     db = _sql_store(client) if bulk else None
     if db is not None:
         listing = _sql_listing(db, experiment_id, sweeps)  # [(run_id, sweep, status, end_time, metric summary)]

@@ -15,18 +15,8 @@ from sweeps.errors import NotFound
 SHOWN_METRICS = ("eval/und/total", "eval/gen/attr_acc")
 
 
-def _client(uri: str, experiment: str):
-    from mlflow import MlflowClient  # late: a second to import
-
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise NotFound(f"no experiment {experiment!r} in {uri}")
-    return client, found.experiment_id
-
-
 def list_runs(uri: str, experiment: str, sweep: str | None, where: str | None = None) -> list[dict]:
-    client, experiment_id = _client(uri, experiment)
+    client, experiment_id = tracking.connect(uri, experiment)
     rows = []
     for r in tracking.search_trials(client, experiment_id, sweep, where):
         rows.append({"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,

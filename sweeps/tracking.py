@@ -26,6 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
+from sweeps.errors import NotFound
 from unified import config as C
 
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
@@ -246,6 +247,15 @@ def log_image_grid(client: MlflowClient, run_id: str, images: np.ndarray, path: 
 
 
 # ---------------------------------------------------------------- queries
+
+
+def connect(uri: str, experiment: str) -> tuple[MlflowClient, str]:
+    """An MlflowClient and the experiment's id, for readers; NotFound when the experiment does not exist."""
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise NotFound(f"no experiment {experiment!r} in {uri}")
+    return client, found.experiment_id
 
 
 def finished_trials(client: MlflowClient, experiment_id: str, sweep: str) -> set[tuple[str, int]]:

@@ -21,6 +21,8 @@ Frequencies: `vqa.<attr>` is a relative weight over question types (each 0.2 her
 
 from __future__ import annotations
 
+from unified.data.turns import pick, turn_attributes
+
 HAIR_COLORS = ("black", "brown", "blond", "gray")  # CelebA: Black_Hair, Brown_Hair, Blond_Hair, Gray_Hair
 SKIN_TONES = ("light", "medium", "dark")  # CelebA has only Pale_Skin; three tones make it a real question
 BACKGROUNDS = ("blue", "green", "purple", "pink", "teal", "white")
@@ -131,23 +133,12 @@ def truth(attribute: str, attrs: dict, data_cfg=None) -> dict:
 
 
 def question(rng, attribute: str) -> str:
-    qs = QUESTIONS[attribute]
-    return qs[int(rng.integers(len(qs)))]
+    return pick(rng, QUESTIONS[attribute])
 
 
 def vqa_turns(rng, attrs: dict, data_cfg, weights: dict[str, float], extra_turn_p: float) -> list[tuple]:
     """[(attribute, question, answer)]: the first turn always, then up to 3 more, each with extra_turn_p."""
-    names = [a for a in ATTRIBUTES if weights.get(a, 0.0) > 0]
-    if not names:
-        raise ValueError("data.freq.vqa gives every question type weight 0")
-    p = [weights[a] for a in names]
-    p = [w / sum(p) for w in p]
-    n_turns = 1 + sum(rng.random() < extra_turn_p for _ in range(3))
-    turns = []
-    for _ in range(n_turns):
-        a = names[int(rng.choice(len(names), p=p))]
-        turns.append((a, question(rng, a), answer(a, attrs)))
-    return turns
+    return [(a, question(rng, a), answer(a, attrs)) for a in turn_attributes(rng, ATTRIBUTES, weights, extra_turn_p)]
 
 
 def _templates(attribute: str, attrs: dict) -> list[str]:

@@ -15,6 +15,8 @@ Times: hours are 1..12 written with two digits ("03:45"); with only the hour han
 
 from __future__ import annotations
 
+from unified.data.turns import pick, turn_attributes
+
 ATTRIBUTES = ("time", "weather", "battery", "weather_pos", "battery_pos", "face_color")
 
 # question type -> the metric it is scored under (DESIGN.md §2: eval/und/<metric>)
@@ -132,23 +134,13 @@ def truth(attribute: str, attrs: dict, data_cfg) -> dict:
 
 
 def question(rng, attribute: str) -> str:
-    qs = QUESTIONS[attribute]
-    return qs[int(rng.integers(len(qs)))]
+    return pick(rng, QUESTIONS[attribute])
 
 
 def vqa_turns(rng, attrs: dict, data_cfg, weights: dict[str, float], extra_turn_p: float) -> list[tuple]:
     """[(attribute, question, answer)]: the first turn always, then up to 3 more, each with extra_turn_p."""
-    names = [a for a in ATTRIBUTES if weights.get(a, 0.0) > 0]
-    if not names:
-        raise ValueError("data.freq.vqa gives every question type weight 0")
-    p = [weights[a] for a in names]
-    p = [w / sum(p) for w in p]
-    n_turns = 1 + sum(rng.random() < extra_turn_p for _ in range(3))
-    turns = []
-    for _ in range(n_turns):
-        a = names[int(rng.choice(len(names), p=p))]
-        turns.append((a, question(rng, a), answer(a, attrs, data_cfg)))
-    return turns
+    turns = turn_attributes(rng, ATTRIBUTES, weights, extra_turn_p)
+    return [(a, question(rng, a), answer(a, attrs, data_cfg)) for a in turns]
 
 
 def _clauses(rng, attrs, data_cfg, probs) -> tuple[str, list[str]]:
