@@ -137,9 +137,8 @@ def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
 class _ray:
     """Start a local Ray (or join `address`) unless one is up; shut down only what we started.
 
-    The dashboard stays on: it serves the State API, through which Train V2's PlacementGroupCleaner sees that
-    a killed trial's controller is gone and frees its workers' placement group. Without it a trial stopped by
-    ASHA keeps its CPUs for good, and on a small machine the next trial waits forever.
+    The dashboard stays on: its State API lets Train V2's own cleaner free a stopped trial's workers and then
+    exit. The sweep does not depend on it: `sweeps.orphans` frees those workers even when the API is down.
     """
 
     def __init__(self, address: str | None):
@@ -204,10 +203,12 @@ class _Launch:
     def _fit(self, name: str, param_space: dict, n: int, search_alg=None, scheduler=None) -> None:
         from ray import tune
 
+        from sweeps.orphans import FreeOrphans
         from sweeps.trial import run_trial, trial_name
 
         train_path = R.uses_ray_train(self.spec)
         trainable = tune.with_resources(run_trial, {k.lower(): v for k, v in R.bundles(self.spec)[0].items()})
+        callbacks = [self.progress, FreeOrphans()] if train_path else [self.progress]
         tuner = tune.Tuner(
             trainable,
             param_space=param_space,
@@ -216,7 +217,7 @@ class _Launch:
                 max_concurrent_trials=min(n, self.concurrency), trial_name_creator=trial_name,
                 trial_dirname_creator=trial_name,
                 reuse_actors=not train_path),  # a Train driver's actor dies with its trial: its workers go too
-            run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=[self.progress],
+            run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=callbacks,
                                       failure_config=tune.FailureConfig(max_failures=0)),  # Train retries
         )
         for result in tuner.fit():

@@ -89,7 +89,7 @@ def _drive_trainer(job: dict, client) -> None:
     from ray.tune.integration.ray_train import TuneReportCallback
 
     from sweeps import tracking
-    from unified.train import DivergenceError
+    from unified.errors import DivergenceError
 
     use_gpu = job["gpus_per_worker"] > 0
     per_worker = {"CPU": job["cpus_per_worker"], **({"GPU": job["gpus_per_worker"]} if use_gpu else {})}
@@ -120,7 +120,8 @@ def train_worker(job: dict) -> None:
 
     from sweeps import tracking
     from unified import config as C
-    from unified.train import DivergenceError, train
+    from unified.errors import DivergenceError
+    from unified.train import train
 
     torch.set_num_threads(max(1, int(job["cpus_per_worker"])))
     rank = ray.train.get_context().get_world_rank()

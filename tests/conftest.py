@@ -72,8 +72,7 @@ def ray_local():
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=True, log_to_driver=False,  # State API: Train frees stopped trials
-             dashboard_port=free_port(),  # one local Ray per xdist worker: no fight over 8265
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,  # sweeps.orphans frees stopped Train trials
              runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
     yield ray
     ray.shutdown()

@@ -2,14 +2,18 @@
 
 Each trial here needs more than half the machine's 2 CPUs, so trials run one at a time: if a stopped or
 crashed trial kept its workers' placement group, the next one could never start and the test would hit
-its timeout (PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails).
+its timeout (PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails). The fixture's Ray has no dashboard,
+so Train's own cleaner cannot free them: `sweeps.orphans` must.
 """
+
+import time
 
 import pytest
 from mlflow import MlflowClient
 
 from sweeps import tracking as T
 from sweeps.driver import CRASH_ENV, run_sweep
+from sweeps.orphans import free_orphaned_placement_groups
 from sweeps.spec import parse_spec
 
 pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(400)]
@@ -27,6 +31,33 @@ def _sweep(tmp_path, name: str, extra: str = ""):
     text = TWO_WORKERS.format(name=name, db=tmp_path / "mlflow.db", storage=tmp_path / "ray") + extra
     spec = parse_spec(text)
     return spec, text
+
+
+def test_a_dead_actors_placement_group_is_freed_and_the_drivers_is_not(ray_local):
+    from ray.util.placement_group import placement_group, remove_placement_group
+
+    @ray_local.remote(num_cpus=0)
+    class Controller:  # what a Train controller does: reserve its workers from inside an actor
+        def reserve(self):
+            ray_local.get(placement_group([{"CPU": 0.5}]).ready())
+
+    drivers = placement_group([{"CPU": 0.5}])  # like Tune's per-trial group: created by the driver
+    ray_local.get(drivers.ready(), timeout=60)
+    alive, dead = Controller.remote(), Controller.remote()
+    ray_local.get([alive.reserve.remote(), dead.reserve.remote()], timeout=60)
+    assert free_orphaned_placement_groups() == 0  # every creator still alive
+    ray_local.kill(dead)
+    freed = 0
+    for _ in range(50):  # GCS learns of the death asynchronously
+        freed += free_orphaned_placement_groups()
+        if freed:
+            break
+        time.sleep(0.1)
+    assert freed == 1
+    assert free_orphaned_placement_groups() == 0
+    ray_local.kill(alive)
+    assert ray_local.util.placement_group_table(drivers)["state"] == "CREATED"
+    remove_placement_group(drivers)
 
 
 def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_path, cache_dir, ray_local,

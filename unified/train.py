@@ -27,16 +27,13 @@ from unified import config as C
 from unified.data.dataset import load_pool
 from unified.data.tasks import build_samples
 from unified.data.tokenizer import build_tokenizer, special_ids
+from unified.errors import DivergenceError
 from unified.evaluate import evaluate
 from unified.model import build_model
 from unified.vision.features import pick_device
 from unified.vision.stage0 import build_spaces
 
 Report = Callable[..., None]
-
-
-class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite."""
 
 
 def default_cache_dir() -> Path:

@@ -1,0 +1,51 @@
+"""Free the worker groups that stopped Ray Train trials leave behind, without the State API.
+
+A Ray Train controller reserves its workers in a placement group of its own. When Tune stops a trial (ASHA)
+the controller dies with the trial's actor, but GCS keeps the group while the job lives: it frees a group only
+once its creator job *and* actor are dead. Train V2's detached cleaner removes it only while the State API
+(the dashboard) answers; when that is slow, down, or fighting a second local Ray for its ports, the next
+trial on a full machine waits forever (docs/LOG.md). The driver sweeps such groups itself.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ray import tune
+
+CHECK_EVERY_S = 1.0
+
+
+def free_orphaned_placement_groups() -> int:
+    """Remove this job's placement groups whose creating actor is dead; return how many.
+
+    Groups created by the driver itself (Tune's per-trial groups) have no creator actor: never touched.
+    """
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+    from ray.util.placement_group import PlacementGroup, remove_placement_group
+
+    job = ray.get_runtime_context().get_job_id()
+    removed = 0
+    for raw in state._connect_and_get_accessor().get_placement_group_table():
+        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
+        if (pg.creator_actor_dead and not pg.is_detached and pg.creator_job_id.hex() == job
+                and ray.ActorID(pg.creator_actor_id) != ray.ActorID.nil()
+                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED):
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID(pg.placement_group_id)))
+            removed += 1
+    return removed
+
+
+class FreeOrphans(tune.Callback):
+    """Runs `free_orphaned_placement_groups` from Tune's event loop, at most once a second."""
+
+    def __init__(self):
+        self.last = 0.0
+        self.freed = 0
+
+    def on_step_begin(self, iteration, trials, **info):
+        if time.monotonic() - self.last >= CHECK_EVERY_S:
+            self.last = time.monotonic()
+            self.freed += free_orphaned_placement_groups()
