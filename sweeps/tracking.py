@@ -31,6 +31,7 @@ from unified import config as C
 
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
 BATCH_PARAMS, BATCH_METRICS = 100, 1000  # log_batch limits per call
+HOLD_TRAIN_S = 10.0  # train/* metrics wait up to this long for one batch: a SQLite commit costs ~15 ms
 REUSABLE = ("FINISHED", "RUNNING", "FAILED")  # a KILLED run was abandoned on purpose: a new run replaces it
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
 ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
@@ -209,21 +210,32 @@ class RunLogger:
     """`report(metrics, step, state=None)` for `unified.train.train`, logging into one run at step = percent.
 
     On construction it reads every (key, step) the run already holds; a retried trial replays reports from its
-    last checkpoint and this logs only the ones that are new. `state` (a checkpoint) is the driver's business.
+    last checkpoint and this logs only the ones that are new. A report that carries anything beyond `train/*`
+    (an eval point) is logged at once, together with whatever waits; `train/*` alone, arriving at every
+    percent, waits up to `HOLD_TRAIN_S` so that a trial pays one commit per batch, not per percent. Call
+    `flush()` when training ends early. `state` (a checkpoint) is the driver's business.
     """
 
     def __init__(self, client: MlflowClient, run_id: str):
         self.client, self.run_id = client, run_id
         keys = client.get_run(run_id).data.metrics
         self.logged = {(m.key, m.step) for key in keys for m in client.get_metric_history(run_id, key)}
+        self.pending: list[Metric] = []
+        self.flushed_at = time.monotonic()
 
     def __call__(self, metrics: dict[str, float], step: int, state=None) -> None:
         now, step = _now_ms(), int(step)
         new = [Metric(k, float(v), now, step) for k, v in metrics.items()
                if v is not None and (k, step) not in self.logged]
-        for i in range(0, len(new), BATCH_METRICS):
-            self.client.log_batch(self.run_id, metrics=new[i:i + BATCH_METRICS])
         self.logged.update((m.key, step) for m in new)
+        self.pending += new
+        if any(not k.startswith("train/") for k in metrics) or time.monotonic() - self.flushed_at >= HOLD_TRAIN_S:
+            self.flush()
+
+    def flush(self) -> None:
+        for i in range(0, len(self.pending), BATCH_METRICS):
+            self.client.log_batch(self.run_id, metrics=self.pending[i:i + BATCH_METRICS])
+        self.pending, self.flushed_at = [], time.monotonic()
 
     def images(self, images: dict[str, np.ndarray]) -> None:
         """Image grids as PNG artifacts, e.g. {"generated": ..., "real": ...} -> generated.png, real.png."""

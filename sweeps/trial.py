@@ -77,7 +77,11 @@ def _train_here(job: dict) -> None:
             torch.save(state, Path(d) / STATE_FILE)
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
 
-    train(C.from_flat(job["config"]), _reporter(job, publish, rank=0), resume=resume, cache_dir=job["cache_dir"])
+    report = _Reporter(job, publish, rank=0)
+    try:
+        train(C.from_flat(job["config"]), report, resume=resume, cache_dir=job["cache_dir"])
+    finally:
+        report.flush()
 
 
 # ---------------------------------------------------------------- the Ray Train path
@@ -143,35 +147,45 @@ def train_worker(job: dict) -> None:
             torch.save(state, Path(d) / STATE_FILE)
             ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(d))
 
+    report = _Reporter(job, publish, rank)
     try:
-        train(C.from_flat(job["config"]), _reporter(job, publish, rank), resume=resume, cache_dir=job["cache_dir"])
+        train(C.from_flat(job["config"]), report, resume=resume, cache_dir=job["cache_dir"])
     except DivergenceError as e:  # every rank sees it at the same step (train.py syncs the check)
+        report.flush()  # the losses that led there, before the run closes
         if rank == 0:
             tracking.fail(MlflowClient(job["uri"]), job["run_id"], e)
+    finally:
+        report.flush()
 
 
 # ---------------------------------------------------------------- shared
 
 
-def _reporter(job: dict, publish, rank: int):
+class _Reporter:
     """`report(metrics, step, state)` for `unified.train`: MLflow on rank 0, Tune/Train at the eval points."""
-    from mlflow import MlflowClient
 
-    from sweeps import tracking
+    def __init__(self, job: dict, publish, rank: int):
+        from mlflow import MlflowClient
 
-    log = tracking.RunLogger(MlflowClient(job["uri"]), job["run_id"]) if rank == 0 else None
+        from sweeps import tracking
 
-    def report(metrics: dict, step: int, state: dict | None = None):
+        self.job, self.publish = job, publish
+        self.log = tracking.RunLogger(MlflowClient(job["uri"]), job["run_id"]) if rank == 0 else None
+
+    def __call__(self, metrics: dict, step: int, state: dict | None = None):
         images = state.pop("images", None) if state is not None else None
-        if log is not None:
-            log(metrics, step)
+        if self.log is not None:
+            self.log(metrics, step)
             if images and step == 100:
-                log.images(images)
-        publish({**_tune_metrics(metrics, step), "run_id": job["run_id"]}, state)
+                self.log.images(images)
+        self.publish({**_tune_metrics(metrics, step), "run_id": self.job["run_id"]}, state)
         if state is not None:
-            _maybe_crash(job, step)
+            _maybe_crash(self.job, step)
 
-    return report
+    def flush(self) -> None:
+        """What waits in the logger, e.g. the losses before a divergence."""
+        if self.log is not None:
+            self.log.flush()
 
 
 def _tag_node(client, run_id: str) -> None:

@@ -123,6 +123,26 @@ def test_run_logger_logs_each_key_and_step_once_across_a_retry(store, spec, tria
     assert sorted((m.step, m.value) for m in und) == [(50, 0.4), (100, 0.6)]
 
 
+def test_train_losses_wait_for_an_eval_point_and_a_crash_loses_only_what_waited(store, spec, trials):
+    client, exp_id, _ = store
+    run_id = T.trial_run(client, exp_id, T.start_sweep(client, exp_id, spec, SPEC_TEXT), trials[0])
+    first = T.RunLogger(client, run_id)
+    for step in range(1, 51):
+        first({"train/loss": 1.0 / step}, step)
+    assert client.get_metric_history(run_id, "train/loss") == []  # one commit per batch, not per percent
+    first({"train/loss": 0.01, "eval/und/total": 0.4}, 50)  # the eval point (a checkpoint) flushes
+    assert len(client.get_metric_history(run_id, "train/loss")) == 50
+    for step in range(51, 60):
+        first({"train/loss": 0.5}, step)  # then the process dies: these never reach MLflow
+    retry = T.RunLogger(client, run_id)  # restarted from the 50 % checkpoint
+    for step in range(51, 101):
+        retry({"train/loss": 0.25}, step)
+    retry.flush()
+    loss = client.get_metric_history(run_id, "train/loss")
+    assert sorted(m.step for m in loss) == list(range(1, 101))
+    assert {m.value for m in loss if m.step > 50} == {0.25}  # replayed once, by the retry
+
+
 def test_image_grid_is_a_png_artifact(store, spec, trials):
     client, exp_id, _ = store
     run_id = T.trial_run(client, exp_id, T.start_sweep(client, exp_id, spec, SPEC_TEXT), trials[0])
