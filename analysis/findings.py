@@ -118,12 +118,14 @@ def all_findings(trials: pd.DataFrame, histories: pd.DataFrame) -> dict[int, Ver
 
 def mutual_benefit(trials: pd.DataFrame) -> Verdict:
     rows = baseline(trials)
-    comps = []
+    comps, untested = [], []
     for side, (metric, control) in SIDES.items():
         gains = paired_gains(rows, metric, control)
+        untested += [f"{side} side not tested (no data.tasks={control} arm)"] if gains.empty else []
         for ctx, g in _groups(gains, context_keys(rows)):
             comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1))
-    return decide(1, comps, "data.tasks=mixed with data.tasks=understanding and/or generation (same config, seeds)")
+    return decide(1, comps, "data.tasks=mixed with data.tasks=understanding and/or generation (same config, seeds)",
+                  note="; ".join(untested))
 
 
 def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
@@ -438,9 +440,9 @@ def _one(n: int, lo: float, hi: float, direction: int) -> str:
     return "inconclusive"
 
 
-def decide(finding: int, comps: list[Comparison], needs: str) -> Verdict:
+def decide(finding: int, comps: list[Comparison], needs: str, note: str = "") -> Verdict:
     table = family_table(comps)
-    return not_run(finding, needs) if table.empty else summarise(finding, table)
+    return not_run(finding, needs) if table.empty else summarise(finding, table, note)
 
 
 def summarise(finding: int, table: pd.DataFrame, note: str = "") -> Verdict:

@@ -73,7 +73,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
         return SweepResult(planned, planned, 0, [], time.perf_counter() - t0)
 
     cache_dir = str(Path(cache_dir or os.environ.get("UNISWEEP_CACHE") or Path.home() / ".cache" / "unisweep"))
+    t_stage0 = time.perf_counter()
     _build_stage0([t for t, *_ in todo] if spec.search else todo, cache_dir, progress)
+    client.log_metric(parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's own cost
     base = {"sweep": spec.name, "smoke": smoke, "uri": uri, "experiment_id": experiment, "parent_id": parent,
             "cache_dir": cache_dir, "storage": storage, "workers": spec.resources.workers_per_trial,
             "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,

@@ -34,6 +34,7 @@ def run_trial(config: dict) -> None:
     from sweeps import tracking
 
     job = config["job"]
+    stop = _stop_event()
     client = MlflowClient(job["uri"])
     if job.get("run_id") is None:
         job = _search_sample(client, job, config)
@@ -47,11 +48,11 @@ def run_trial(config: dict) -> None:
             _drive_trainer(job, client)
         else:
             _train_here(job)
-    except SystemExit:  # Tune stopped the trial (ASHA): what it logged stands, so the run is complete
-        tracking.close_stopped(client, job["run_id"])
-        raise
-    except BaseException as e:  # noqa: BLE001 - any other way out marks the run FAILED, then re-raises
-        tracking.fail(client, job["run_id"], e)
+    except BaseException as e:  # noqa: BLE001 - every way out closes the run, then re-raises
+        if isinstance(e, SystemExit) or stop.is_set():  # Tune stopped the trial (ASHA): what it logged stands
+            tracking.close_stopped(client, job["run_id"])
+        else:
+            tracking.fail(client, job["run_id"], e)
         raise
     tracking.finish(client, job["run_id"])
 
@@ -186,6 +187,19 @@ class _Reporter:
         """What waits in the logger, e.g. the losses before a divergence."""
         if self.log is not None:
             self.log.flush()
+
+
+def _stop_event():
+    """The event Tune sets when it stops this trial, held from the start: Tune drops its session while stopping.
+
+    A stopped Train trial's actor exits while `fit()` still waits, which kills the controller it owns: `fit()`
+    then raises `ActorDiedError`, which is a stop rather than a failure."""
+    import threading
+
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    return session.stop_event if session is not None else threading.Event()
 
 
 def _tag_node(client, run_id: str) -> None:

@@ -90,22 +90,23 @@ def test_asha_stops_ray_train_trials_and_their_workers_make_room(tmp_path, cache
   space: {train.lr: {loguniform: [0.0001, 0.1]}}
   metric: eval/gen/fd
   mode: min
-  num_samples: 4
+  num_samples: 3
   seed: 3
   asha: {grace_period: 1, reduction_factor: 2}
 smoke: {train.eval_points: 4}
 """
     spec, text = _sweep(tmp_path, "asha", search)
     result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
-    assert (result.trials, result.finished, result.failed) == (4, 4, [])  # every trial got its turn
+    assert (result.trials, result.finished, result.failed) == (3, 3, [])  # every trial got its turn
 
     client = MlflowClient(spec.tracking.uri)
     experiment = client.get_experiment_by_name("tests").experiment_id
     runs = T.search_trials(client, experiment, "asha")
-    assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    assert not [r.data.tags[T.ERROR] for r in runs if T.ERROR in r.data.tags]  # a stop is not an error
     stopped = [r for r in runs if r.data.tags.get(T.STOPPED_EARLY) == "true"]
     assert stopped, "ASHA stopped nothing; the test no longer shows that a stopped trial frees its workers"
-    assert len(stopped) < 4  # the first trial at a rung always goes on
+    assert len(stopped) < 3  # the first trial at a rung always goes on
     cut = 0
     for r in runs:
         steps = sorted(m.step for m in client.get_metric_history(r.info.run_id, "eval/gen/fd"))
@@ -115,4 +116,4 @@ smoke: {train.eval_points: 4}
         else:
             assert steps == [25, 50, 75, 100]
     assert cut == len(stopped), "a trial that reached its last eval point is tagged as stopped early"
-    assert len({r.data.params["train.lr"] for r in runs}) == 4  # Optuna sampled four learning rates
+    assert len({r.data.params["train.lr"] for r in runs}) == 3  # Optuna sampled three learning rates
