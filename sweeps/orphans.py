@@ -14,6 +14,20 @@ import time
 from ray import tune
 
 CHECK_EVERY_S = 1.0
+SETTLE_S = 30.0  # at the end of a Tuner, how long to wait for stopped trials' controllers to die
+
+
+def _actor_groups() -> list:
+    """This job's placement groups, not yet removed, that an actor created (a Train controller's workers)."""
+    import ray
+    from ray._private.state import state
+    from ray.core.generated import gcs_pb2
+
+    job, removed = ray.get_runtime_context().get_job_id(), gcs_pb2.PlacementGroupTableData.REMOVED
+    groups = [gcs_pb2.PlacementGroupTableData.FromString(raw)
+              for raw in state._connect_and_get_accessor().get_placement_group_table()]
+    return [pg for pg in groups if pg.creator_job_id.hex() == job and not pg.is_detached and pg.state != removed
+            and ray.ActorID(pg.creator_actor_id) != ray.ActorID.nil()]
 
 
 def free_orphaned_placement_groups() -> int:
@@ -22,24 +36,18 @@ def free_orphaned_placement_groups() -> int:
     Groups created by the driver itself (Tune's per-trial groups) have no creator actor: never touched.
     """
     import ray
-    from ray._private.state import state
-    from ray.core.generated import gcs_pb2
     from ray.util.placement_group import PlacementGroup, remove_placement_group
 
-    job = ray.get_runtime_context().get_job_id()
-    removed = 0
-    for raw in state._connect_and_get_accessor().get_placement_group_table():
-        pg = gcs_pb2.PlacementGroupTableData.FromString(raw)
-        if (pg.creator_actor_dead and not pg.is_detached and pg.creator_job_id.hex() == job
-                and ray.ActorID(pg.creator_actor_id) != ray.ActorID.nil()
-                and pg.state != gcs_pb2.PlacementGroupTableData.REMOVED):
-            remove_placement_group(PlacementGroup(ray.PlacementGroupID(pg.placement_group_id)))
-            removed += 1
-    return removed
+    orphans = [pg for pg in _actor_groups() if pg.creator_actor_dead]
+    for pg in orphans:
+        remove_placement_group(PlacementGroup(ray.PlacementGroupID(pg.placement_group_id)))
+    return len(orphans)
 
 
 class FreeOrphans(tune.Callback):
-    """Runs `free_orphaned_placement_groups` from Tune's event loop, at most once a second."""
+    """Runs `free_orphaned_placement_groups` from Tune's event loop, at most once a second, and once more when
+    the Tuner ends: Tune returns while the controllers of the trials it stopped last are still dying, and a
+    group left behind would hold its CPUs for whatever the same Ray runs next."""
 
     def __init__(self):
         self.last = 0.0
@@ -49,3 +57,11 @@ class FreeOrphans(tune.Callback):
         if time.monotonic() - self.last >= CHECK_EVERY_S:
             self.last = time.monotonic()
             self.freed += free_orphaned_placement_groups()
+
+    def on_experiment_end(self, trials, **info):
+        deadline = time.monotonic() + SETTLE_S
+        while True:
+            self.freed += free_orphaned_placement_groups()
+            if not _actor_groups() or time.monotonic() > deadline:
+                return
+            time.sleep(0.2)

@@ -104,6 +104,11 @@ smoke: {train.eval_points: 4}
     runs = T.search_trials(client, experiment, "asha")
     assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
     assert not [r.data.tags[T.ERROR] for r in runs if T.ERROR in r.data.tags]  # a stop is not an error
+    for _ in range(50):  # the raylet reports freed resources a moment later
+        if ray_local.available_resources().get("CPU", 0) >= 2:
+            break
+        time.sleep(0.2)
+    assert ray_local.available_resources().get("CPU", 0) >= 2, "the sweep left CPUs reserved for what runs next"
     stopped = [r for r in runs if r.data.tags.get(T.STOPPED_EARLY) == "true"]
     assert stopped, "ASHA stopped nothing; the test no longer shows that a stopped trial frees its workers"
     assert len(stopped) < 3  # the first trial at a rung always goes on
