@@ -51,17 +51,16 @@ class FreeOrphans(tune.Callback):
 
     def __init__(self):
         self.last = 0.0
-        self.freed = 0
 
     def on_step_begin(self, iteration, trials, **info):
         if time.monotonic() - self.last >= CHECK_EVERY_S:
             self.last = time.monotonic()
-            self.freed += free_orphaned_placement_groups()
+            free_orphaned_placement_groups()
 
     def on_experiment_end(self, trials, **info):
         deadline = time.monotonic() + SETTLE_S
         while True:
-            self.freed += free_orphaned_placement_groups()
+            free_orphaned_placement_groups()
             if not _actor_groups() or time.monotonic() > deadline:
                 return
             time.sleep(0.2)
