@@ -14,7 +14,8 @@ generation-only (generation side), between two runs whose configs differ only in
 seed. Runs are grouped by every config key that varies in the sweep (besides `data.tasks` and `seed`), so a
 gain never mixes configurations. Unless a finding varies them, runs are held at the baseline:
 `model.affine_strength` = 0, `model.freeze_llm` = false, `model.shared_adapter` = the variant's default
-(shared when aligned).
+(shared when aligned). Understanding-only training never uses the output space, so a variant without an
+understanding-only arm borrows the one of its input space (`share_controls`; the verdict's detail says so).
 
 Decision rule (analysis/stats.py). A comparison's effect is the mean over seeds of one number per seed (a gain,
 a difference of gains, or a per-seed slope or curvature); its interval is a percentile bootstrap over seeds,
@@ -125,7 +126,7 @@ def mutual_benefit(trials: pd.DataFrame) -> Verdict:
         for ctx, g in _groups(gains, context_keys(rows)):
             comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1))
     return decide(1, comps, "data.tasks=mixed with data.tasks=understanding and/or generation (same config, seeds)",
-                  note="; ".join(untested))
+                  note="; ".join(filter(None, [*untested, shared_note(rows)])))
 
 
 def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
@@ -162,7 +163,8 @@ def alignment(trials: pd.DataFrame) -> Verdict:
             if {True, False} <= set(by_seed.columns):
                 did = stats.diff_in_diff(by_seed[True].to_numpy(), by_seed[False].to_numpy())
                 comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1))
-    return decide(3, comps, "the arms of finding 1 for an aligned (siglip-siglip, vq-vq) and a misaligned variant")
+    return decide(3, comps, "the arms of finding 1 for an aligned (siglip-siglip, vq-vq) and a misaligned variant",
+                  note=shared_note(rows))
 
 
 def affine_distortion(trials: pd.DataFrame) -> Verdict:
@@ -264,7 +266,42 @@ def baseline(trials: pd.DataFrame, vary: str | None = None) -> pd.DataFrame:
         rows = rows[~rows["model.freeze_llm"].fillna(False).astype(bool)]
     if vary != "model.shared_adapter" and {"model.shared_adapter", "model.variant"} <= set(rows.columns):
         rows = rows[rows["model.shared_adapter"].astype(object).eq(rows["model.variant"].isin(ALIGNED))]
-    return rows
+    return share_controls(rows)
+
+
+def share_controls(rows: pd.DataFrame) -> pd.DataFrame:
+    """Lend understanding-only runs to the variants of the same input space that have none of their own.
+
+    Understanding-only training never touches the output space (tests/test_train.py checks that vq-vq and
+    vq-siglip train bit-identically), so a sweep may run one such control per input space (the quickstart
+    does). A lent copy takes the borrower's variant keys and names its donor in `shared_control`."""
+    if not {"model.variant", "data.tasks"} <= set(rows.columns):
+        return rows
+    und = rows[rows["data.tasks"].eq("understanding")]
+    lent = []
+    for variant, mixed in rows[rows["data.tasks"].eq("mixed")].groupby("model.variant"):
+        donors = und[und["model.variant"].map(input_space).eq(input_space(variant))]
+        if donors.empty or donors["model.variant"].eq(variant).any():
+            continue
+        copies = donors[donors["model.variant"].eq(donors["model.variant"].min())].copy()
+        copies["shared_control"] = copies["model.variant"]
+        for key in ["model.variant", *[k for k in VARIANT_DERIVED if k in rows]]:
+            copies[key] = mixed[key].iloc[0]
+        lent.append(copies)
+    return pd.concat([rows, *lent], ignore_index=True) if lent else rows
+
+
+def input_space(variant: str) -> str:
+    return variant.split("-")[0]
+
+
+def shared_note(rows: pd.DataFrame) -> str:
+    """'understanding-only control shared: vq-siglip <- vq-vq' for the copies `share_controls` lent."""
+    if "shared_control" not in rows:
+        return ""
+    pairs = rows.loc[rows["shared_control"].notna(), ["model.variant", "shared_control"]].drop_duplicates()
+    return "understanding-only control shared (same input space): " + ", ".join(
+        f"{a} <- {b}" for a, b in sorted(pairs.itertuples(index=False)))
 
 
 def config_keys(frame: pd.DataFrame) -> list[str]:

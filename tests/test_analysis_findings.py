@@ -135,6 +135,24 @@ def test_missing_arms_are_not_run_and_say_what_they_need(planted):
     assert set(F.mutual_benefit(und_only).comparisons["comparison"].str[:3]) == {"und"}
 
 
+
+def test_one_understanding_only_arm_serves_each_input_space(planted):
+    # the quickstart's shape: siglip-vq trains no understanding-only arm of its own and borrows siglip-siglip's
+    trials = planted.trials
+    shared = trials[~(trials["data.tasks"].eq("understanding") & trials["model.variant"].eq("siglip-vq"))]
+    v1, v3 = F.mutual_benefit(shared), F.alignment(shared)
+    table = v1.comparisons.set_index("comparison")
+    assert table.loc["und, model.variant=siglip-vq", "n"] == 4  # paired with siglip-siglip's control, by seed
+    assert "understanding-only control shared (same input space): siglip-vq <- siglip-siglip" in v1.detail
+    # aligned - misaligned gain = mixed(siglip-siglip) - mixed(siglip-vq) against the one control: planted 0.10
+    assert_inside(v3.comparisons, {"und, aligned - misaligned gain": 0.10})
+    assert "siglip-vq <- siglip-siglip" in v3.detail
+    rows = F.baseline(shared)
+    assert len(rows) == len(shared) + 4 and rows["shared_control"].eq("siglip-siglip").sum() == 4
+    assert "shared_control" not in F.baseline(trials)  # a variant with its own control borrows none
+    no_donor = shared[~(shared["data.tasks"].eq("understanding"))]
+    assert len(F.baseline(no_donor)) == len(no_donor)
+
 def test_affine_distortion_weakens_the_gain():
     v = F.affine_distortion(memory("affine"))
     assert v.verdict == "reproduced" and v.effect < 0

@@ -91,3 +91,15 @@ def test_a_saved_tokenizer_directory_trains_identically(tmp_path, cache_dir):
     built = science(train(smoke(), cache_dir=cache_dir))
     loaded = science(train(smoke(**{"data.tokenizer_path": str(tmp_path / "tok")}), cache_dir=cache_dir))
     assert loaded == built
+
+
+@pytest.mark.parametrize("space", ["vq", "siglip"])
+def test_understanding_only_training_never_touches_the_output_space(space, cache_dir):
+    """What lets analysis.findings.share_controls lend one variant's understanding-only runs to the other
+    variant of its input space: the two train bit for bit alike."""
+    runs = [Recorder() for _ in range(2)]
+    finals = [science(train(smoke(**{"model.variant": f"{space}-{out}", "data.tasks": "understanding"}), rec,
+                            cache_dir=cache_dir)) for out, rec in zip(("vq", "siglip"), runs, strict=True)]
+    assert finals[0] == finals[1] and "eval/und/total" in finals[0]
+    losses = [[m["train/loss"] for _, m, _ in rec.calls if "train/loss" in m] for rec in runs]
+    assert losses[0] == losses[1] and len(losses[0]) > 2
