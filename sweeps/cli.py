@@ -18,7 +18,6 @@ import json
 import math
 import sys
 import time
-from pathlib import Path
 
 from sweeps.errors import NotFound
 from unified import config as C
@@ -77,10 +76,10 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     from sweeps.driver import run_sweep
-    from sweeps.spec import load_spec
+    from sweeps.spec import load_spec, spec_text
 
     spec = load_spec(args.spec)
-    result = run_sweep(spec, Path(args.spec).read_text(), args.smoke, args.tracking_uri, args.address,
+    result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
                        args.cache_dir, args.storage, progress=_say)
     return _summary(result)
 

@@ -25,6 +25,7 @@ itself: each key is applied to the preset and every cell's config is resolved.
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0, execution: auto, max_failures: 1}
     tracking: {uri: sqlite:///mlflow.db, experiment: unisweep}  # default: sweeps.tracking.default_tracking_uri()
     storage: ray_results                 # Ray results and shared caches
+    extends: ../other.yaml               # in a file: take every section this file does not set from that spec
     smoke:                               # with --smoke (tests): shrink everything
       seeds: [0]                         # replace `seeds`
       grid: {data.tasks: [mixed]}        # keep only these values of an axis (a subset of the real ones)
@@ -146,20 +147,48 @@ class Trial:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    if not Path(path).is_file():
-        raise SpecError(str(path), "no such sweep spec file")
-    text = Path(path).read_text()
+    text = spec_text(path)
     try:
         return parse_spec(text)
     except SpecError as e:
         raise SpecError(f"{path}: {e.path}" if e.path else str(path), e.message) from None
 
 
-def parse_spec(text: str) -> SweepSpec:
+def spec_text(path: str | Path, _seen: tuple[Path, ...] = ()) -> str:
+    """The spec file's YAML with `extends` resolved: the spec named there (a path relative to this file) supplies
+    every top-level section this file does not set, whole. The driver stores this text, so a resume needs
+    neither file (sweeps/paper/full/ extends the cpu-scale paper specs to the paper's scale)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(str(path), "no such sweep spec file")
+    text = path.read_text()
+    raw = _load_yaml(text, str(path))
+    if not isinstance(raw, dict) or "extends" not in raw:
+        return text
+    parent = raw.pop("extends")
+    if not isinstance(parent, str):
+        raise SpecError(f"{path}: extends", f"expected the path of another spec file, got {parent!r}")
+    parent_path = (path.parent / parent).resolve()
+    if not parent_path.is_file():
+        raise SpecError(f"{path}: extends", f"no such sweep spec file {parent_path}")
+    if parent_path in (*_seen, path.resolve()):
+        raise SpecError(f"{path}: extends", f"{parent} leads back to this file (a cycle)")
+    base = _load_yaml(spec_text(parent_path, (*_seen, path.resolve())), str(parent_path))
+    merged = {**(base or {}), **raw}
+    return f"# {path.name}, extending {parent}, resolved\n" + yaml.safe_dump(merged, sort_keys=False)
+
+
+def _load_yaml(text: str, where: str):
     try:
-        raw = yaml.load(text, Loader=_UniqueKeyLoader)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise SpecError("", f"not valid YAML: {e}") from None
+        raise SpecError(where, f"not valid YAML: {e}") from None
+
+
+def parse_spec(text: str) -> SweepSpec:
+    raw = _load_yaml(text, "")
+    if isinstance(raw, dict) and "extends" in raw:
+        raise SpecError("extends", "resolved only in a spec file (load_spec / unisweep), relative to that file")
     top = _mapping(raw, "", required=("name", "base"), optional=(
         "description", "overrides", "seeds", "grid", "search", "resources", "tracking", "storage", "smoke"))
     name = _typed(top["name"], str, "name")
@@ -549,4 +578,5 @@ def _nearest(key: str, candidates) -> str:
 
 
 __all__ = ["SpecError", "SweepSpec", "Trial", "Search", "Distribution", "Asha", "Resources", "Tracking",
-           "load_spec", "parse_spec", "grid_points", "build_trial", "sampled_trial", "common_config", "expand"]
+           "load_spec", "spec_text", "parse_spec", "grid_points", "build_trial", "sampled_trial", "common_config",
+           "expand"]

@@ -218,4 +218,42 @@ def test_a_trial_bigger_than_every_node_is_an_error():
 def test_every_sweep_file_validates_and_expands(path):
     spec = S.load_spec(path)
     assert S.expand(spec) and S.expand(spec, smoke=True)
-    assert R.max_concurrent(spec, 2) >= 1
+    gpus = spec.resources.gpus_per_worker > 0  # a paper-scale spec: a GPU node of 8 GPUs and 64 CPUs
+    assert R.max_concurrent(spec, *((64, 8) if gpus else (2, 0))) >= 1
+
+
+def test_extends_takes_every_section_the_file_does_not_set(tmp_path):
+    (tmp_path / "cpu").mkdir()
+    (tmp_path / "cpu" / "base.yaml").write_text(yaml.safe_dump({**GOOD, "overrides": {"train.lr": 0.002},
+                                                                "smoke": {"seeds": [0]}}))
+    child = tmp_path / "big.yaml"
+    child.write_text("extends: cpu/base.yaml\nname: t-big\ngrid: {model.variant: [vq-vq, vq-siglip]}\n")
+    spec, parent = S.load_spec(child), S.load_spec(tmp_path / "cpu" / "base.yaml")
+    assert spec.name == "t-big" and spec.axes == {"model.variant": ["vq-vq", "vq-siglip"]}  # a section, whole
+    assert spec.seeds == parent.seeds and spec.overrides == {"train.lr": 0.002} and spec.smoke_seeds == [0]
+    text = S.spec_text(child)  # what the driver stores: it parses alone, no file needed
+    assert "extends" not in yaml.safe_load(text) and S.parse_spec(text).axes == spec.axes
+
+
+@pytest.mark.parametrize("body, detail", [
+    ("extends: nowhere.yaml\n", "no such sweep spec file"),
+    ("extends: [a.yaml]\n", "expected the path of another spec file"),
+    ("extends: loop.yaml\nname: loop\n", "a cycle"),
+    ("extends: other.yaml\nnme: x\n", "did you mean name"),
+])
+def test_a_bad_extends_is_a_spec_error_naming_the_file(tmp_path, body, detail):
+    (tmp_path / "other.yaml").write_text(yaml.safe_dump(GOOD))
+    (tmp_path / "loop.yaml").write_text(body)
+    with pytest.raises(S.SpecError, match=detail) as e:
+        S.load_spec(tmp_path / "loop.yaml")
+    assert str(tmp_path / "loop.yaml") in str(e.value)
+
+
+@pytest.mark.parametrize("path", sorted((SWEEPS / "paper" / "full").glob("*.yaml")), ids=lambda p: p.stem)
+def test_each_paper_spec_has_a_paper_scale_version_with_at_least_its_cells(path):
+    full, cpu = S.load_spec(path), S.load_spec(SWEEPS / "paper" / path.name)
+    assert full.base == "smartwatch-paper" and full.name == f"{cpu.name}-paper"
+    assert full.resources.gpus_per_worker >= 1 and full.seeds == cpu.seeds
+    paper_values = {k: set(v) for k, v in {**full.axes, **{k: v for g in full.zips for k, v in g.items()}}.items()}
+    for key, values in {**cpu.axes, **{k: v for g in cpu.zips for k, v in g.items()}}.items():
+        assert set(values) <= paper_values[key], key  # the cpu-scale arms are a subset of the paper's
