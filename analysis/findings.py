@@ -70,6 +70,7 @@ RARE = 0.1  # a concept asked or mentioned at most this often in understanding d
 VERDICTS = ("reproduced", "contradicted", "inconclusive", "not run")
 # Keys a variant fixes by itself (unified.config.resolve): they vary with the variant, not as axes of their own.
 VARIANT_DERIVED = ("model.adapter_und", "model.adapter_gen", "model.alpha", "model.shared_adapter")
+PRIMARY = ("model.variant", "data.domain")  # axes that fix other keys with them (labels name only these)
 RATIO_KEYS = ("data.gen_ratio", "data.gen_samples", "data.und_samples", "data.total_samples")
 FINDINGS = {
     1: "Mixed training beats understanding-only on understanding and generation-only on generation, per variant.",
@@ -431,17 +432,17 @@ def _groups(frame: pd.DataFrame, keys: list[str]):
     if not keys:
         yield "all", frame
         return
-    shown = [k for k in keys if k not in VARIANT_DERIVED or _varies_within_variant(frame, k)]
+    shown = [k for k in keys if not _derived(frame, k, keys)]
     for values, g in frame.groupby(keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if k in shown)
         yield label or "all", g
 
 
-def _varies_within_variant(frame: pd.DataFrame, key: str) -> bool:
-    if "model.variant" not in frame:
-        return True
-    return bool(frame.groupby("model.variant")[key].nunique().gt(1).any())
+def _derived(frame: pd.DataFrame, key: str, keys: list[str]) -> bool:
+    """A key the variant or the domain fixes (an adapter, a domain's attribute frequencies): labels leave it out."""
+    return key not in PRIMARY and any(p in keys and not frame.groupby(p)[key].nunique(dropna=False).gt(1).any()
+                                      for p in PRIMARY)
 
 
 def _label(*parts: str) -> str:

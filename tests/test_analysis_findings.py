@@ -153,6 +153,15 @@ def test_one_understanding_only_arm_serves_each_input_space(planted):
     no_donor = shared[~(shared["data.tasks"].eq("understanding"))]
     assert len(F.baseline(no_donor)) == len(no_donor)
 
+
+def test_labels_name_the_domain_not_the_keys_it_fixes(planted):
+    # a domain axis brings the domain's attribute frequencies with it; a label names the domain alone
+    both = pd.concat([planted.trials.assign(**{"data.domain": d, "data.freq.vqa.hat": f})
+                      for d, f in (("smartwatch", None), ("faces", 0.5))], ignore_index=True)
+    labels = list(F.mutual_benefit(both).comparisons["comparison"])
+    assert len(labels) == len(set(labels)) == 2 * 2 * 2  # sides x domains x variants
+    assert "und, data.domain=faces, model.variant=siglip-vq" in labels and not any("freq" in s for s in labels)
+
 def test_affine_distortion_weakens_the_gain():
     v = F.affine_distortion(memory("affine"))
     assert v.verdict == "reproduced" and v.effect < 0
