@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
@@ -206,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     except (C.ConfigError, NotFound) as e:
         print(f"unisweep: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@
 
 Reads MLflow without writing to it: a SQLite store that does not exist yet simply holds nothing. The ETA
 divides the trials still to run by the derived concurrency and multiplies by the median duration of past
-FINISHED trials at the same scale (same smoke flag, backbone size and resolution), wherever they came from.
+FINISHED trials at the same scale (same smoke flag, backbone size and resolution), wherever they came from: the
+setup and training time each logged, not its run's start to end (runs are created with the sweep and queue).
 """
 
 from __future__ import annotations
@@ -114,8 +115,17 @@ def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | No
     where = (f"attributes.status = 'FINISHED' and tags.{tracking.SMOKE} = '{'true' if smoke else 'false'}' "
              f"and params.backbone.size = '{cfg.backbone.size}' and params.data.resolution = '{cfg.data.resolution}'")
     past = tracking.search_trials(client, experiment.experiment_id, where=where)
-    durations = [(r.info.end_time - r.info.start_time) / 1000 for r in past if r.info.end_time]
+    durations = [_duration_s(r) for r in past if r.info.end_time]
     return finished, (statistics.median(durations) if durations else None), study_done
+
+
+def _duration_s(run) -> float:
+    """A trial's own time: setup + training as it logged them. Its run's start is when the driver created it,
+    with the sweep, so start-to-end also counts the time it queued."""
+    m = run.data.metrics
+    if "time/train_s" in m:
+        return m["time/train_s"] + m.get("time/setup_s", 0.0)
+    return (run.info.end_time - run.info.start_time) / 1000
 
 
 def format_plan(plan: Plan) -> str:

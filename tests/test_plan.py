@@ -33,15 +33,17 @@ def test_plan_counts_finished_trials_and_estimates_from_past_durations(tmp_path)
     client, experiment = MlflowClient(uri), T.ensure_store(uri, spec.tracking.experiment)
     parent = T.start_sweep(client, experiment, spec, SPEC, smoke=True)
     done = plan.trials[:2]
-    for trial in done:
+    for trial, train_s in zip(done, (40.0, 60.0), strict=True):
         run_id = T.trial_run(client, experiment, parent, trial, smoke=True)
+        client.log_metric(run_id, "time/setup_s", 3.0, step=100)
+        client.log_metric(run_id, "time/train_s", train_s, step=100)
         T.finish(client, run_id)
     T.trial_run(client, experiment, parent, plan.trials[2], smoke=True)  # RUNNING: still to run
 
     plan = make_plan(spec, smoke=True, tracking_uri=uri, cluster=[{"CPU": 1}, {"CPU": 1}])
     assert {(t.cell, t.seed) for t in done} == plan.finished
     assert len(plan.to_run) == 4 and plan.as_json()["already_finished"] == 2
-    assert plan.median_trial_s is not None and plan.eta_s == 2 * plan.median_trial_s  # 4 trials, 2 at a time
+    assert plan.median_trial_s == 53.0 and plan.eta_s == 2 * 53.0  # 4 trials, 2 at a time; setup + training
     real = make_plan(spec, smoke=False, tracking_uri=uri, cluster={"CPU": 2})
     assert len(real.to_run) == 6  # smoke trials are other cells: they never count for the real sweep
 
