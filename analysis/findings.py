@@ -480,6 +480,10 @@ def _one(n: int, lo: float, hi: float, direction: int) -> str:
 
 def decide(finding: int, comps: list[Comparison], needs: str, note: str = "") -> Verdict:
     table = family_table(comps)
+    # e.g. a question neither arm ever answers: [0, 0] is no evidence either way, and the reader should know why
+    level = [c.label for c in comps if len(c.values) and np.all(np.asarray(c.values, dtype=float) == 0)]
+    if level:
+        note = "; ".join(filter(None, [note, f"no difference in any seed (both arms score alike): {', '.join(level)}"]))
     return not_run(finding, needs) if table.empty else summarise(finding, table, note)
 
 

@@ -199,6 +199,9 @@ def test_concept_transfer_llm_and_scale():
     v8 = F.model_scale(memory("scale"))
     assert v8.verdict == "reproduced" and "slope of the gain over sizes" in v8.detail
     assert_inside(v8.comparisons, {"und, backbone.size=tiny": 0.05, "und, backbone.size=small": 0.10})
+    never = memory("concept").assign(**{"eval/und/face_color": 0.0})  # a question no arm ever answers
+    v6 = F.concept_transfer(never)
+    assert v6.verdict == "inconclusive" and "no difference in any seed (both arms score alike): face_color" in v6.detail
     without = F.all_findings(memory("planted"), NO_HISTORIES)
     assert [without[k].verdict for k in (6, 7, 8)] == ["not run"] * 3
 
