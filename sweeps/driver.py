@@ -31,6 +31,9 @@ from sweeps import tracking
 from sweeps.spec import SweepSpec, Trial, common_config, expand
 from unified import config as C
 
+# Train's controller polls its workers every 2 s by default, which holds a finished trial's teardown for
+# seconds (PLATFORM.md §5); a value the user exported wins.
+TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")}
 CRASH_ENV = "UNISWEEP_CRASH_AFTER"  # "<percent>:<marker dir>": tests kill each trial once after that eval point
 
 
@@ -120,20 +123,23 @@ def _crash_after() -> tuple[int, str] | None:
 
 
 def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
-    """Stage 0 once per distinct dataset, here, so concurrent trials only ever load it."""
-    from unified.data.dataset import load_pool
-    from unified.data.tokenizer import build_tokenizer
-    from unified.vision.stage0 import build_spaces
+    """Stage 0 once per distinct dataset, here, so concurrent trials only ever load it.
 
-    seen = set()
-    for t in trials:
-        key = C.stable_hash([C.flatten(t.config.data), C.flatten(t.config.vision)])
-        if key in seen:
-            continue
-        seen.add(key)
-        pool = load_pool(t.config.data, cache_dir)
-        build_spaces(t.config, pool, build_tokenizer(t.config.data.domain, t.config.data.tokenizer_path), cache_dir)
-    progress(f"stage 0 ready for {len(seen)} dataset(s)")
+    A cache that `ready` vouches for is not loaded: that would import the vision stack (about 7 s) for nothing.
+    """
+    from unified.vision import ready
+
+    distinct = {C.stable_hash([C.flatten(t.config.data), C.flatten(t.config.vision)]): t.config for t in trials}
+    missing = [cfg for cfg in distinct.values() if not ready.is_ready(cfg, cache_dir)]
+    if missing:
+        from unified.data.dataset import load_pool
+        from unified.data.tokenizer import build_tokenizer
+        from unified.vision.stage0 import build_spaces
+
+        for cfg in missing:
+            pool = load_pool(cfg.data, cache_dir)
+            build_spaces(cfg, pool, build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path), cache_dir)
+    progress(f"stage 0 ready for {len(distinct)} dataset(s), {len(missing)} checked by loading")
 
 
 class _ray:
@@ -152,7 +158,7 @@ class _ray:
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=self.address, include_dashboard=True, log_to_driver=False,
-                     runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}})
+                     runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **TRAIN_ENV}})
         return self
 
     def __exit__(self, *exc):
@@ -218,7 +224,9 @@ class _Launch:
                 search_alg=search_alg, scheduler=scheduler, num_samples=1 if search_alg is None else n,
                 max_concurrent_trials=min(n, self.concurrency), trial_name_creator=trial_name,
                 trial_dirname_creator=trial_name,
-                reuse_actors=not train_path),  # a Train driver's actor dies with its trial: its workers go too
+                # A reused actor keeps its imports (about 8 s a trial on the Train path). Not where ASHA may stop
+                # a Train trial: its actor must die so that the controller it owns, and its workers, go too.
+                reuse_actors=not train_path or scheduler is None),
             run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=callbacks,
                                       failure_config=tune.FailureConfig(max_failures=0)),  # Train retries
         )

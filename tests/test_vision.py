@@ -1,12 +1,13 @@
 """Stage 0: the frozen visual spaces, their decoders, the judge, caching and checkpoint directories."""
 
 import dataclasses
+import shutil
 
 import pytest
 import torch
 
 from unified.data.domains import get_domain
-from unified.vision import decoder, judge, siglip, vq
+from unified.vision import decoder, judge, ready, siglip, vq
 from unified.vision.features import to_uint8
 from unified.vision.stage0 import build_spaces
 
@@ -97,6 +98,19 @@ def test_features_are_deterministic_for_a_data_seed(smoke_cfg, pool, tokenizer, 
         _tiny(smoke_cfg).vision, siglip_steps=4)), pool, tokenizer, tmp_path / "a")
     assert set(c.trained) == {"siglip", "decoder", "features"}
     assert not torch.equal(a.space("siglip").train, c.space("siglip").train)
+
+
+def test_ready_vouches_for_a_complete_cache_only(smoke_cfg, pool, tokenizer, cache_dir, tmp_path):
+    cfg = _tiny(smoke_cfg)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / pool.key).symlink_to(cache_dir / "images" / pool.key)  # the pool, not re-rendered
+    assert not ready.is_ready(cfg, tmp_path)
+    build_spaces(cfg, pool, tokenizer, tmp_path)
+    assert ready.is_ready(cfg, tmp_path)
+    assert not ready.is_ready(dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, siglip_steps=4)),
+                              tmp_path)
+    shutil.rmtree(next((tmp_path / "stage0").glob("features-*")))  # a cache cleaned since
+    assert not ready.is_ready(cfg, tmp_path)
 
 
 def test_checkpoint_directories_round_trip(spaces, smoke_cfg, pool, tokenizer, tmp_path):

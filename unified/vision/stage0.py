@@ -32,8 +32,8 @@ from unified.vision import judge as jdg
 from unified.vision import siglip as sgl
 from unified.vision import vq as vqm
 from unified.vision.features import Whitening, encode_all, pick_device, to_uint8
+from unified.vision.ready import STAGE0_VERSION, mark_ready
 
-STAGE0_VERSION = 1  # bump when a change to this package changes what a cached part would contain
 SEED_OFFSETS = {"judge": 1, "vq": 2, "siglip": 3, "decoder": 4}  # one independent stream per part
 
 
@@ -141,6 +141,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
     device = pick_device(cfg.train.device)
     keys = _part_keys(cfg, pool, tokenizer)
     models: dict[str, torch.nn.Module] = {}
+    folders = [f"images/{pool.key}"]  # what this config's stage 0 reads, for `ready.mark_ready`
     trained: list[str] = []
     seconds: dict[str, float] = {}
     train_images = pool.images("train")
@@ -162,6 +163,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
             (folder / "build.json").write_text(json.dumps({"seconds": seconds[name], "key": keys[name]}))
 
         folder, built = _cached_dir(root, f"{name}-{stable_hash(keys[name])}", build)
+        folders.append(f"stage0/{folder.name}")
         models[name] = load(folder).to(device)
         if built:
             trained.append(name)
@@ -209,6 +211,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
                                                                           siglip_train, device))
     if built:
         trained.append("features")
+    mark_ready(cfg, cache_dir, [*folders, f"stage0/{folder.name}"])
     tensors = load_file(str(folder / "features.safetensors"))
     quality = json.loads((folder / "quality.json").read_text())
     white = Whitening(tensors["siglip_train"])

@@ -1,0 +1,43 @@
+"""Whether a config's stage 0 is complete in a cache, answered without importing torch or transformers.
+
+`stage0.build_spaces` ends by writing `<cache_dir>/stage0/ready-<key>.json`, the key covering the config's
+`data` and `vision` sections (everything stage 0 depends on, and more) and `STAGE0_VERSION`; the file lists
+the folders the config's stage 0 reads. The sweep driver asks `is_ready` before every launch: importing the
+vision stack costs about 7 s, which a warm cache need not pay. A config not seen before, or a folder deleted
+since, reads as not ready, and the driver builds (or loads) as before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from unified.config import flatten, stable_hash
+
+STAGE0_VERSION = 1  # bump when a change to unified/vision changes what a cached part would contain
+
+
+def _marker(cfg, cache_dir) -> Path:
+    key = stable_hash({"version": STAGE0_VERSION, "data": flatten(cfg.data), "vision": flatten(cfg.vision)})
+    return Path(cache_dir) / "stage0" / f"ready-{key}.json"
+
+
+def mark_ready(cfg, cache_dir, folders: list[str]) -> None:
+    """Record that `folders` (relative to `cache_dir`) hold `cfg`'s complete stage 0."""
+    marker, text = _marker(cfg, cache_dir), json.dumps(sorted(folders))
+    if marker.is_file() and marker.read_text() == text:
+        return  # every trial's load ends here: leave the cache untouched
+    tmp = marker.with_name(f".tmp-{marker.name}-{uuid.uuid4().hex}")
+    tmp.write_text(text)
+    os.replace(tmp, marker)
+
+
+def is_ready(cfg, cache_dir) -> bool:
+    marker = _marker(cfg, cache_dir)
+    try:
+        folders = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return False
+    return all((Path(cache_dir) / f).is_dir() for f in folders)
