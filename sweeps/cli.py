@@ -8,7 +8,8 @@
     unisweep runs [--sweep NAME] [--where EXPR] [--json]          # trial runs from MLflow
     unisweep report SWEEP [--tracking-uri URI] [--out DIR]        # the findings as verdicts, figures, Markdown
 
-Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason).
+Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason), 130
+when Ctrl-C stopped the sweep (`unisweep resume NAME` runs what it cut short or never started).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def cmd_run(args) -> int:
     spec = load_spec(args.spec)
     result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
                        args.cache_dir, args.storage, progress=_say)
-    return _summary(result)
+    return _summary(result, spec.name)
 
 
 def cmd_resume(args) -> int:
@@ -90,20 +91,26 @@ def cmd_resume(args) -> int:
 
     result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
                           address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say)
-    return _summary(result)
+    return _summary(result, args.name)
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _summary(result) -> int:
+def _summary(result, name: str) -> int:
     from sweeps.progress import format_table
 
     if result.rows:
         print(format_table(result.rows))
+    not_run = f", {len(result.not_run)} not started" if result.not_run else ""
     print(f"{result.finished} trial(s) finished, {result.skipped} skipped (already FINISHED), "
-          f"{len(result.failed)} failed, in {result.wall_s:.0f} s")
+          f"{len(result.failed)} failed{not_run}, in {result.wall_s:.0f} s")
+    if result.interrupted:
+        left = result.trials - result.skipped - result.finished
+        print(f"unisweep: interrupted: `unisweep resume {name}` (same --tracking-uri) runs the {left} trial(s) "
+              "left, in the same MLflow runs", file=sys.stderr)
+        return 130
     if result.failed:
         print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}", file=sys.stderr)
         return 1

@@ -16,7 +16,9 @@ holds FINISHED, builds stage 0 once per dataset in this process, then hands Tune
 
 Concurrency comes from `sweeps.resources`, never from Ray's defaults, so a 2-CPU machine never deadlocks.
 After each Tuner the driver settles every run it launched: ASHA-stopped ones are FINISHED (tag
-`unisweep.stopped_early`), any left RUNNING by a dead trial process are FAILED.
+`unisweep.stopped_early`), any left RUNNING by a dead trial process are FAILED. Ctrl-C (`sweeps.interrupt`)
+stops every trial and launches no further Tuner; the trials it cut short are FAILED, those it never started
+go back to SCHEDULED, and `resume` runs both in the same runs.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from sweeps import resources as R
 from sweeps import tracking
+from sweeps.interrupt import catch_ctrl_c
 from sweeps.spec import SweepSpec, Trial, common_config, expand
 from unified import config as C
 
@@ -45,6 +48,8 @@ class SweepResult:
     failed: list[str]  # trial names
     wall_s: float
     rows: list[dict] = dataclasses.field(default_factory=list)  # per trial of this launch, for the final table
+    not_run: list[str] = dataclasses.field(default_factory=list)  # never started: the sweep was interrupted
+    interrupted: bool = False
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
@@ -84,23 +89,25 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
             "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,
             "execution": spec.resources.execution, "max_failures": spec.resources.max_failures,
             "crash_after": _crash_after()}
-    with _ray(address):
-        launch = _Launch(spec, client, to_run, storage, progress)
+    with _ray(address), catch_ctrl_c(progress) as stop:
+        launch = _Launch(spec, client, to_run, storage, progress, stop)
         if spec.search:
             common = C.flatten(common_config(spec, smoke))
             for study, n in todo:
+                if stop.requested:
+                    break
                 launch.study(study, n, {**base, "name": study.name, "common": common, "point": study.overrides,
                                         "seed": study.seed, "study": study.cell,
                                         "search_keys": list(spec.search.space)})
         else:
             launch.grid([{**base, "name": t.name, "config": C.flatten(t.config),
                           "run_id": tracking.trial_run(client, experiment, parent, t, smoke)} for t in todo])
-        failed = launch.settle(experiment)
-    tracking.finish(client, parent, "FAILED" if failed else "FINISHED")
+        finished, failed, not_run = launch.settle(experiment)
+    tracking.finish(client, parent, "FINISHED" if finished == to_run else "FAILED")
     for name in failed:
         progress(f"FAILED {name}")
-    return SweepResult(planned, planned - to_run, to_run - len(failed), failed, time.perf_counter() - t0,
-                       list(launch.progress.rows.values()))
+    return SweepResult(planned, planned - to_run, finished, failed, time.perf_counter() - t0,
+                       list(launch.progress.rows.values()), not_run, stop.requested)
 
 
 def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:
@@ -171,7 +178,7 @@ class _ray:
 class _Launch:
     """The Tuners of one `run`: resources checked against the live cluster, one progress display, settling."""
 
-    def __init__(self, spec: SweepSpec, client, total: int, storage: str, progress):
+    def __init__(self, spec: SweepSpec, client, total: int, storage: str, progress, stop):
         import ray
 
         from sweeps.progress import Progress
@@ -180,7 +187,7 @@ class _Launch:
         R.check_fits(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         cluster = ray.cluster_resources()
         self.concurrency = R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0))
-        self.spec, self.client, self.storage = spec, client, storage
+        self.spec, self.client, self.storage, self.stop = spec, client, storage, stop
         self.stamp = time.strftime("%Y%m%d-%H%M%S")  # Tune folders per launch; Train's stay per trial
         metric = spec.search.metric[0] if spec.search else "eval/und/total"
         mode = spec.search.mode[0] if spec.search else "max"
@@ -228,6 +235,7 @@ class _Launch:
                 # a Train trial: its actor must die so that the controller it owns, and its workers, go too.
                 reuse_actors=not train_path or scheduler is None),
             run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=callbacks,
+                                      stop=self.stop,  # Ctrl-C
                                       failure_config=tune.FailureConfig(max_failures=0)),  # Train retries
         )
         for result in tuner.fit():
@@ -235,7 +243,7 @@ class _Launch:
             run_id = metrics.get("run_id")
             if run_id:
                 self.launched.add(run_id)
-                if result.error is None:
+                if result.error is None and not self.stop.requested:  # an interrupted trial is not finished
                     self._close_stopped(run_id)
             elif result.error is not None:
                 self.errored[_name_of(result)] = str(result.error).splitlines()[0]
@@ -245,14 +253,30 @@ class _Launch:
         if self.client.get_run(run_id).info.status == "RUNNING":
             tracking.close_stopped(self.client, run_id)
 
-    def settle(self, experiment: str) -> list[str]:
-        """Mark what a dead trial process left RUNNING as FAILED; return the names of every failed trial."""
+    def settle(self, experiment: str) -> tuple[int, list[str], list[str]]:
+        """Close what this launch left RUNNING; return how many trials finished, the failed, the never started.
+
+        A trial Tune never started (an interrupted sweep) goes back to SCHEDULED; one that started and left
+        its run RUNNING was cut short by Ctrl-C, or its process died: FAILED, with the reason.
+        """
+        started = set(self.progress.rows)  # Tune's trial names: run names with "/" as "-"
+        reason = ("stopped: the sweep was interrupted" if self.stop.requested
+                  else "the trial's process ended without closing its run")
         for run in tracking.search_trials(self.client, experiment, self.spec.name, "attributes.status = 'RUNNING'"):
-            tracking.fail(self.client, run.info.run_id, "the trial's process ended without closing its run")
-            self.launched.add(run.info.run_id)
+            if run.info.run_id in self.launched and run.info.run_name.replace("/", "-") not in started:
+                tracking.unschedule(self.client, run.info.run_id)
+            else:
+                tracking.fail(self.client, run.info.run_id, reason)
+                self.launched.add(run.info.run_id)
         runs = [self.client.get_run(run_id) for run_id in self.launched]
-        failed = {r.info.run_name for r in runs if r.info.status != "FINISHED"}
-        return sorted(failed | set(self.errored))
+        for r in runs:  # the final table says what MLflow holds, not what Tune last showed of a stopped trial
+            row = self.progress.rows.get(r.info.run_name.replace("/", "-"))
+            if row and row["status"] == "RUNNING":
+                row["status"] = r.info.status
+        failed = {r.info.run_name for r in runs if r.info.status == "FAILED"}
+        not_run = {r.info.run_name for r in runs if r.info.status == "SCHEDULED"}
+        finished = sum(r.info.status == "FINISHED" for r in runs)
+        return finished, sorted(failed | set(self.errored)), sorted(not_run)
 
 
 def _name_of(result) -> str:

@@ -32,7 +32,9 @@ from unified import config as C
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
 BATCH_PARAMS, BATCH_METRICS = 100, 1000  # log_batch limits per call
 HOLD_TRAIN_S = 10.0  # train/* metrics wait up to this long for one batch: a SQLite commit costs ~15 ms
-REUSABLE = ("FINISHED", "RUNNING", "FAILED")  # a KILLED run was abandoned on purpose: a new run replaces it
+# SCHEDULED: created for a trial that an interrupted sweep never started. A KILLED run was abandoned on
+# purpose: a new run replaces it.
+REUSABLE = ("FINISHED", "RUNNING", "FAILED", "SCHEDULED")
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
 ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
 STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
@@ -151,7 +153,8 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
               extra_tags: dict[str, str] | None = None) -> str:
     """Find the run of (sweep, cell, seed), or create it; record config, params and tags; return its id.
 
-    A found FAILED run is set back to RUNNING (the trial resumes into it); a FINISHED one is returned as it is.
+    A found FAILED or SCHEDULED run is set back to RUNNING (the trial resumes into it); a FINISHED one is
+    returned as it is.
     Params, axis metrics and tags are logged only where missing, so calling this again logs nothing twice.
     """
     sweep = trial.name.split("/")[0]
@@ -162,7 +165,7 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
             SMOKE: _flag(smoke), **provenance_tags(), **(extra_tags or {})}
     if found:
         run = found[0]
-        if run.info.status == "FAILED":
+        if run.info.status in ("FAILED", "SCHEDULED"):
             client.update_run(run.info.run_id, status="RUNNING")
             if ERROR in run.data.tags:  # the reason of the failure this run resumes from
                 client.delete_tag(run.info.run_id, ERROR)
@@ -198,6 +201,11 @@ def close_stopped(client: MlflowClient, run_id: str) -> None:
     steps = [m.step for m in client.get_metric_history(run_id, EVAL_CLOCK)]
     early = {} if steps and max(steps) >= 100 else {STOPPED_EARLY: "true"}
     finish(client, run_id, "FINISHED", early)
+
+
+def unschedule(client: MlflowClient, run_id: str) -> None:
+    """Set back to SCHEDULED the run of a trial that never started (the sweep stopped first): `resume` runs it."""
+    client.update_run(run_id, status="SCHEDULED")
 
 
 def fail(client: MlflowClient, run_id: str, error: BaseException | str) -> None:

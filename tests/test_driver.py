@@ -106,6 +106,49 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
     assert main(["resume", "nosuch", "--tracking-uri", spec.tracking.uri, "--experiment", "tests"]) == 2
 
 
+def test_ctrl_c_stops_the_sweep_and_resume_finishes_it_in_the_same_runs(tmp_path, cache_dir, ray_local):
+    import os
+    import signal
+
+    text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
+    text = text.replace("seeds: [0]", "seeds: [0, 1, 2]").replace("name: drive", "name: halted")
+    spec = S.parse_spec(text)
+    handler = signal.getsignal(signal.SIGINT)
+
+    def ctrl_c_after_the_first_trial(line: str) -> None:
+        if "| FINISHED" in line and not ctrl_c_after_the_first_trial.sent:  # a trial's end, on the progress line
+            ctrl_c_after_the_first_trial.sent = True
+            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C reaches the driver
+
+    ctrl_c_after_the_first_trial.sent = False
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=ctrl_c_after_the_first_trial)
+    assert result.interrupted and signal.getsignal(signal.SIGINT) is handler
+    assert 1 <= result.finished < 6 and result.not_run  # two run at a time: most never started
+    assert result.finished + len(result.failed) + len(result.not_run) == 6
+
+    client = MlflowClient(spec.tracking.uri)
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    runs = {r.info.run_name: r for r in T.search_trials(client, experiment, "halted")}
+    assert len(runs) == 6
+    assert {n for n, r in runs.items() if r.info.status == "SCHEDULED"} == set(result.not_run)
+    for name in result.failed:  # cut short by the Ctrl-C: not closed FINISHED as if ASHA had stopped it
+        assert "interrupted" in runs[name].data.tags[T.ERROR]
+    for r in runs.values():
+        if r.info.status == "FINISHED":
+            assert [m.step for m in client.get_metric_history(r.info.run_id, "eval/und/total")] == [50, 100]
+    assert T.sweep_run(client, experiment, "halted", smoke=True).info.status == "FAILED"
+
+    again = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (again.skipped, again.finished, again.failed, again.interrupted) == (result.finished,
+                                                                                6 - result.finished, [], False)
+    after = {r.info.run_name: r for r in T.search_trials(client, experiment, "halted")}
+    assert {n: r.info.run_id for n, r in after.items()} == {n: r.info.run_id for n, r in runs.items()}
+    assert {r.info.status for r in after.values()} == {"FINISHED"}
+    for r in after.values():
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "eval/und/total")]
+        assert steps == [50, 100] and T.ERROR not in r.data.tags  # nothing logged twice
+
+
 def test_a_sweep_logs_to_a_real_mlflow_server(tmp_path, cache_dir, ray_local, server):
     text = f"""name: served
 base: smartwatch-cpu
