@@ -249,7 +249,7 @@ class _Launch:
                 self.errored[_name_of(result)] = str(result.error).splitlines()[0]
 
     def _close_stopped(self, run_id: str) -> None:
-        """A trial that ended without error but left its run RUNNING was stopped by ASHA (Ray Train path)."""
+        """A trial that ended without error but left its run RUNNING was stopped by ASHA (`run_trial`)."""
         if self.client.get_run(run_id).info.status == "RUNNING":
             tracking.close_stopped(self.client, run_id)
 

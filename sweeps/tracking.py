@@ -193,6 +193,15 @@ def finish(client: MlflowClient, run_id: str, status: str = "FINISHED", tags: di
     client.set_terminated(run_id, RunStatus.to_string(RunStatus.from_string(status)))
 
 
+def finish_unless_settled(client: MlflowClient, run_id: str) -> None:
+    """A trial's own close: FINISHED, unless the driver already settled the run.
+
+    A trial that Ctrl-C stopped can still reach its end after the driver marked its run FAILED; the driver's
+    word stands and `resume` runs the trial again, logging only what is missing."""
+    if client.get_run(run_id).info.status == "RUNNING":
+        finish(client, run_id)
+
+
 def close_stopped(client: MlflowClient, run_id: str) -> None:
     """Close a run Tune stopped: FINISHED, tagged `unisweep.stopped_early` unless it reached its last eval point.
 

@@ -48,13 +48,13 @@ def run_trial(config: dict) -> None:
             _drive_trainer(job, client)
         else:
             _train_here(job)
-    except BaseException as e:  # noqa: BLE001 - every way out closes the run, then re-raises
-        if isinstance(e, SystemExit) or stop.is_set():  # Tune stopped the trial (ASHA): what it logged stands
-            tracking.close_stopped(client, job["run_id"])
-        else:
+    except BaseException as e:  # noqa: BLE001 - a failure closes the run, then re-raises
+        # A stop (ASHA, or Ctrl-C through the driver's stopper) leaves the run RUNNING: only the driver knows
+        # which it was, and settles it after the Tuner (stopped early: FINISHED; interrupted: FAILED).
+        if not (isinstance(e, SystemExit) or stop.is_set()):
             tracking.fail(client, job["run_id"], e)
         raise
-    tracking.finish(client, job["run_id"])
+    tracking.finish_unless_settled(client, job["run_id"])
 
 
 # ---------------------------------------------------------------- the in-process path
