@@ -249,7 +249,9 @@ class _Launch:
                 self.errored[_name_of(result)] = str(result.error).splitlines()[0]
 
     def _close_stopped(self, run_id: str) -> None:
-        """A trial that ended without error but left its run RUNNING was stopped by ASHA (`run_trial`)."""
+        """A trial that ended without error but left its run RUNNING was stopped by ASHA: close it as such.
+
+        `run_trial` leaves a stopped trial's run to the driver, which alone knows ASHA's stop from a Ctrl-C."""
         if self.client.get_run(run_id).info.status == "RUNNING":
             tracking.close_stopped(self.client, run_id)
 

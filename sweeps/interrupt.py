@@ -1,10 +1,10 @@
 """Ctrl-C stops the whole sweep, once, and says so: the driver owns SIGINT for the length of a launch.
 
-Tune's own handler is not enough: it ends only the Tuner that runs (a
-search runs one Tuner per grid cell, and the next one would start), and a trial it stops returns like one
-ASHA stopped, which the driver would close FINISHED. Here the first Ctrl-C sets `requested`; Tune sees it
-through `stop_all` and stops every trial, the driver launches no further Tuner and settles what was cut
-short (`sweeps.driver`). A second Ctrl-C quits at once; `run` or `resume` then fails what it left RUNNING.
+Tune's own handler is not enough: it ends only the Tuner that runs (a search runs one Tuner per grid cell,
+and the next one would start), and a trial it stops returns like one ASHA stopped, which the driver would
+close FINISHED. Here the first Ctrl-C sets `requested`; Tune sees it through `stop_all` and stops every
+trial, the driver launches no further Tuner and settles what was cut short (`sweeps.driver`). A second
+Ctrl-C quits at once; the next `run` or `resume` then fails what it left RUNNING.
 """
 
 from __future__ import annotations
