@@ -1,6 +1,6 @@
 """The paper's eight findings (DESIGN.md §2) as verdicts: one pure function per finding, DataFrames in.
 
-    verdicts = all_findings(trials, histories)    # frames from analysis.query.load; {1: Verdict, ..., 8: Verdict}
+    verdicts = all_findings(trials, histories)    # frames from analysis.query.load; {"1-und": Verdict, ..., "8": ...}
 
 Inputs: `trials` (one row per FINISHED trial: dotted config keys, `seed`, latest metrics = the final eval
 point, the highest step logged) and `histories` (run_id, key, step, value; finding 2 only).
@@ -22,12 +22,18 @@ a difference of gains, or a per-seed slope or curvature); its interval is a perc
 widened to Student's t interval where that is wider (few seeds: see analysis/stats.py). The comparisons of one
 finding form its Holm family (α = 0.05): each interval is drawn at its Holm step-down level (1 − α/m for the
 strongest of m, ...), so "the interval excludes 0" is Holm's rejection.
-- comparison: **reproduced** = its interval lies wholly on the paper's side of 0; **contradicted** = wholly on
-  the other side; **inconclusive** = it straddles 0, or only one seed (interval unavailable).
-- finding: **contradicted** if any comparison is, **reproduced** if all are, else **inconclusive**; **not run**
-  when the sweep lacks the arms it needs (the detail names them). Its headline effect and interval are those of
-  the comparison the verdict hinges on: the most contradicting one, else the weakest (lowest bound on the
-  paper's side).
+Before any of that, every comparison asks whether its arms learned anything (analysis/floors.py): each arm's
+score minus its own run's measured chance level (constant answer; prompt-blind generation), paired by seed.
+- comparison: **untestable** = both arms of one of its gains sit within noise of chance (the reason says which);
+  it leaves the Holm family. Otherwise **reproduced** = its interval lies wholly on the paper's side of 0;
+  **contradicted** = wholly on the other side; **inconclusive** = it straddles 0, or only one seed (interval
+  unavailable). Identical values in every seed give no interval: the exact sign-flip p decides (with 5 seeds it
+  cannot go below 0.0625, so such a comparison is inconclusive), never a zero-width interval.
+- finding: **untestable** if every comparison is; else **contradicted** if any is, **reproduced** if every
+  testable one is, else **inconclusive** (the detail lists the untestable ones); **not run** when the sweep lacks
+  the arms it needs (the detail names them). Its headline effect and interval are those of the testable
+  comparison the verdict hinges on: the most contradicting one, else the weakest (lowest bound on the paper's
+  side). Finding 1's understanding and generation sides are two verdicts (`1-und`, `1-gen`).
 
 Per finding: the claim (paper's direction), the arms it needs (config keys), the per-seed number, the family.
 1. Mixed beats single-task on both sides. Arms: `data.tasks` mixed + understanding and/or generation, same
@@ -60,14 +66,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import stats
+from analysis import floors, stats
 from unified.config import BACKBONE_SIZES
 
 UND, GEN = "eval/und/total", "eval/gen/attr_acc"
 SIDES = {"und": (UND, "understanding"), "gen": (GEN, "generation")}  # side -> (metric, single-task arm)
 ALIGNED = ("siglip-siglip", "vq-vq")
 RARE = 0.1  # a concept asked or mentioned at most this often in understanding data counts as rare
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "not run")
+VERDICTS = ("reproduced", "contradicted", "inconclusive", "untestable", "not run")
 # Keys a variant fixes by itself (unified.config.resolve): they vary with the variant, not as axes of their own.
 VARIANT_DERIVED = ("model.adapter_und", "model.adapter_gen", "model.alpha", "model.shared_adapter")
 PRIMARY = ("model.variant", "data.domain")  # axes that fix other keys with them (labels name only these)
@@ -84,6 +90,10 @@ FINDINGS = {
 }
 
 
+CLAIMS_1 = {"und": "Mixed training beats understanding-only training on understanding, per variant.",
+            "gen": "Mixed training beats generation-only training on generation, per variant."}
+
+
 @dataclass
 class Verdict:
     finding: int
@@ -95,10 +105,11 @@ class Verdict:
     verdict: str  # one of VERDICTS
     detail: str
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False, compare=False)
+    side: str = ""  # finding 1 only: "understanding" or "generation", each side its own verdict
 
     def row(self) -> dict:
-        return {k: getattr(self, k) for k in ("finding", "claim", "effect", "ci_low", "ci_high", "n", "verdict",
-                                              "detail")}
+        return {k: getattr(self, k) for k in ("finding", "side", "claim", "effect", "ci_low", "ci_high", "n",
+                                              "verdict", "detail")}
 
 
 @dataclass
@@ -107,27 +118,35 @@ class Comparison:
     metric: str
     values: np.ndarray  # one number per seed; the effect is their mean
     direction: int  # +1: the paper expects a positive effect, −1: negative
+    arms: list[list[floors.Arm]] = field(default_factory=list)  # the arms behind it vs chance (analysis/floors.py)
 
 
-def all_findings(trials: pd.DataFrame, histories: pd.DataFrame) -> dict[int, Verdict]:
-    return {1: mutual_benefit(trials), 2: data_scaling(trials, histories), 3: alignment(trials),
-            4: affine_distortion(trials), 5: mix_ratio(trials), 6: concept_transfer(trials),
-            7: llm_not_adapters(trials), 8: model_scale(trials)}
+def all_findings(trials: pd.DataFrame, histories: pd.DataFrame) -> dict[str, Verdict]:
+    """{"1-und": ..., "1-gen": ..., "2": ..., ..., "8": ...}: finding 1's sides are separate verdicts, so no
+    headline calls a side reproduced that was never tested."""
+    return {"1-und": mutual_benefit(trials, "und"), "1-gen": mutual_benefit(trials, "gen"),
+            "2": data_scaling(trials, histories), "3": alignment(trials), "4": affine_distortion(trials),
+            "5": mix_ratio(trials), "6": concept_transfer(trials), "7": llm_not_adapters(trials),
+            "8": model_scale(trials)}
 
 
 # ---------------------------------------------------------------- the findings
 
 
-def mutual_benefit(trials: pd.DataFrame) -> Verdict:
+def mutual_benefit(trials: pd.DataFrame, side: str) -> Verdict:
+    """Finding 1 on one side: "und" (mixed − understanding-only) or "gen" (mixed − generation-only)."""
     rows = baseline(trials)
-    comps, untested = [], []
-    for side, (metric, control) in SIDES.items():
-        gains = paired_gains(rows, metric, control)
-        untested += [f"{side} side not tested (no data.tasks={control} arm)"] if gains.empty else []
-        for ctx, g in _groups(gains, context_keys(rows)):
-            comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1))
-    return decide(1, comps, "data.tasks=mixed with data.tasks=understanding and/or generation (same config, seeds)",
-                  note="; ".join(filter(None, [*untested, shared_note(rows)])))
+    metric, control = SIDES[side]
+    keys = context_keys(rows)
+    comps = []
+    for ctx, g in _groups(paired_gains(rows, metric, control), keys):
+        comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1,
+                                _gain_arms(_within(rows, keys, g), metric, control)))
+    verdict = decide(1, comps, f"data.tasks=mixed with data.tasks={control} (same config, seeds)",
+                     note=shared_note(rows) if side == "und" else "")
+    verdict.side = control
+    verdict.claim = CLAIMS_1[side]
+    return verdict
 
 
 def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
@@ -143,7 +162,8 @@ def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
             table = g.pivot_table(index="seed", columns="step", values="gain")  # [seeds, steps]
             if table.shape[1] >= 2:
                 slopes = stats.slope_by_seed(table.columns.to_numpy() / 100, table.to_numpy())
-                comps.append(Comparison(_label(side, ctx), f"d gain / d fraction ({metric})", slopes, +1))
+                comps.append(Comparison(_label(side, ctx), f"d gain / d fraction ({metric})", slopes, +1,
+                                        _gain_arms(_within(rows, keys, g), metric, control)))
     return decide(2, comps, needs)
 
 
@@ -163,7 +183,8 @@ def alignment(trials: pd.DataFrame) -> Verdict:
             by_seed = g.pivot_table(index="seed", columns="aligned", values="gain", aggfunc="mean")
             if {True, False} <= set(by_seed.columns):
                 did = stats.diff_in_diff(by_seed[True].to_numpy(), by_seed[False].to_numpy())
-                comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1))
+                arms = _gain_arms(_within(rows, outer, g), metric, control, by=["model.variant"])
+                comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1, arms))
     return decide(3, comps, "the arms of finding 1 for an aligned (siglip-siglip, vq-vq) and a misaligned variant",
                   note=shared_note(rows))
 
@@ -193,8 +214,9 @@ def mix_ratio(trials: pd.DataFrame) -> Verdict:
                 continue
             x = ratio_axis(table.columns.to_numpy())
             fit = stats.quadratic_fit(x, table.to_numpy(), x)
+            # one group: a ratio at chance is part of the curve (too much imbalance); all of them is no curve
             comps.append(Comparison(_label(side, ctx), f"curvature of {metric} in log2(gen/und)",
-                                    fit["curvature_by_seed"], -1))
+                                    fit["curvature_by_seed"], -1, floors.arms(g, metric, ["ratio"], group_by=[])))
             ranges.append((x.min(), x.max()))
             optima.append(fit["optimum"])
     if not comps:
@@ -220,9 +242,10 @@ def concept_transfer(trials: pd.DataFrame) -> Verdict:
         metric = concept_metric(rows, attr)
         if metric not in rows:
             continue
-        gains = paired_gains(rare, metric, "understanding")
-        for ctx, g in _groups(gains, context_keys(rare)):
-            comps.append(Comparison(_label(attr, ctx), metric, g["gain"].to_numpy(), +1))
+        keys = context_keys(rare)
+        for ctx, g in _groups(paired_gains(rare, metric, "understanding"), keys):
+            comps.append(Comparison(_label(attr, ctx), metric, g["gain"].to_numpy(), +1,
+                                    _gain_arms(_within(rare, keys, g), metric, "understanding")))
     return decide(6, comps, needs)
 
 
@@ -238,14 +261,16 @@ def llm_not_adapters(trials: pd.DataFrame) -> Verdict:
             by_seed = g.pivot_table(index="seed", columns="model.freeze_llm", values="gain", aggfunc="mean")
             if {True, False} <= set(by_seed.columns):
                 did = stats.diff_in_diff(by_seed[False].to_numpy(), by_seed[True].to_numpy())
-                comps.append(Comparison(_label("trained - frozen LLM gain", ctx), metric, did, +1))
+                arms = _gain_arms(_within(frozen, outer, g), metric, control, by=["model.freeze_llm"])
+                comps.append(Comparison(_label("trained - frozen LLM gain", ctx), metric, did, +1, arms))
     adapters = baseline(trials, vary="model.shared_adapter")
     if "model.shared_adapter" in adapters:
         both = adapters.groupby("model.variant")["model.shared_adapter"].transform("nunique").eq(2)
         separate = adapters[both & adapters["model.shared_adapter"].eq(False)]
-        gains = paired_gains(separate, metric, control)
-        for ctx, g in _groups(gains, context_keys(separate)):
-            comps.append(Comparison(_label("gain with separate adapters", ctx), metric, g["gain"].to_numpy(), +1))
+        keys = context_keys(separate)
+        for ctx, g in _groups(paired_gains(separate, metric, control), keys):
+            comps.append(Comparison(_label("gain with separate adapters", ctx), metric, g["gain"].to_numpy(), +1,
+                                    _gain_arms(_within(separate, keys, g), metric, control)))
     return decide(7, comps, "model.freeze_llm true and false, and/or model.shared_adapter true and false for one "
                             "variant, each under data.tasks=mixed and understanding")
 
@@ -311,8 +336,13 @@ def config_keys(frame: pd.DataFrame) -> list[str]:
 
 
 def context_keys(rows: pd.DataFrame) -> list[str]:
-    """Config keys that vary among `rows`, besides data.tasks and seed: what a gain must be held within."""
+    """Config keys that vary among `rows`, besides data.tasks and seed: what a gain must be held within.
+
+    data.seed that follows the seed (a spec's `seed_scope: data`: one stage-0 build per seed) varies with the
+    seed, not with the configuration, so seeds still pair across arms."""
     keys = [k for k in config_keys(rows) if k not in ("data.tasks", "seed")]
+    if "data.seed" in keys and "seed" in rows and rows["data.seed"].eq(rows["seed"]).all():
+        keys.remove("data.seed")
     return [k for k in keys if rows[k].nunique(dropna=False) > 1]
 
 
@@ -396,14 +426,18 @@ def _trend(finding: int, rows: pd.DataFrame, axis: str, direction: int, needs: s
                 continue
             x = axis_positions(axis, table.columns)
             by_seed = stats.slope_by_seed(x, table.to_numpy())
+            within = _within(rows, outer, g)
             if direction:
-                comps.append(Comparison(_label(side, ctx), f"d gain / d {axis} ({metric})", by_seed, direction))
+                comps.append(Comparison(_label(side, ctx), f"d gain / d {axis} ({metric})", by_seed, direction,
+                                        _gain_arms(within, metric, control, by=[axis])))
                 continue
             est = stats.estimate(by_seed)
             lo, hi = est.interval(1 - stats.ALPHA)
             slopes.append(f"{_label(side, ctx)}: {est.effect:+.3g} per size step [{lo:+.3g}, {hi:+.3g}]")
             for value in table.columns:
-                comps.append(Comparison(_label(side, ctx, f"{axis}={value}"), metric, table[value].to_numpy(), +1))
+                arms = _gain_arms(within[within[axis].eq(value)], metric, control)
+                comps.append(Comparison(_label(side, ctx, f"{axis}={value}"), metric, table[value].to_numpy(), +1,
+                                        arms))
     verdict = decide(finding, comps, needs)
     if slopes:
         verdict.detail += "; slope of the gain over sizes: " + "; ".join(slopes)
@@ -423,6 +457,22 @@ def _keyed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     for k in keys:
         rows[k] = rows[k].astype(object).where(rows[k].notna(), "none")
     return rows
+
+
+def _within(rows: pd.DataFrame, keys: list[str], group: pd.DataFrame) -> pd.DataFrame:
+    """The runs of `rows` in the configuration of `group` (a frame of gains, keyed by `_keyed` on `keys`)."""
+    rows = _keyed(rows, keys)
+    if not keys or group.empty:
+        return rows
+    first = group.iloc[0]
+    return rows[np.logical_and.reduce([rows[k].eq(first[k]).to_numpy() for k in keys])]
+
+
+def _gain_arms(rows: pd.DataFrame, metric: str, control: str, treat: str = "mixed",
+               by: tuple[str, ...] | list[str] = ()) -> list[list[floors.Arm]]:
+    """The treat and control arms behind a gain, one pair per value of the `by` columns, against chance."""
+    rows = rows[rows["data.tasks"].isin([treat, control])] if "data.tasks" in rows else rows.iloc[:0]
+    return floors.arms(rows, metric, [*by, "data.tasks"])
 
 
 def _groups(frame: pd.DataFrame, keys: list[str]):
@@ -451,26 +501,37 @@ def _label(*parts: str) -> str:
 
 # ---------------------------------------------------------------- decisions
 
+COLUMNS = ["comparison", "metric", "effect", "ci_low", "ci_high", "level", "p", "p_sign_flip", "n", "direction",
+           "verdict", "arms_vs_chance", "why_untestable"]
+
 
 def family_table(comps: list[Comparison]) -> pd.DataFrame:
-    """One row per comparison: effect, Holm-level interval, p-values, n, verdict."""
+    """One row per comparison: effect, Holm-level interval, p-values, n, verdict, and its arms against chance.
+
+    An untestable comparison (analysis/floors.py) keeps its effect and interval for the record but takes no
+    part in the Holm family: it tests nothing, so it must not make the others' bar higher."""
     comps = [c for c in comps if np.isfinite(np.asarray(c.values, dtype=float)).any()]
     estimates = [stats.estimate(c.values) for c in comps]
-    levels = stats.holm_levels([e.p for e in estimates])
+    why = [floors.untestable_reason(c.arms, c.metric) for c in comps]
+    levels = stats.holm_levels([np.nan if w else e.p for e, w in zip(estimates, why, strict=True)])
     rows = []
-    for c, e, level in zip(comps, estimates, levels, strict=True):
+    for c, e, level, w in zip(comps, estimates, levels, why, strict=True):
         lo, hi = e.interval(level)
         rows.append({"comparison": c.label, "metric": c.metric, "effect": e.effect, "ci_low": lo, "ci_high": hi,
                      "level": level if e.n > 1 else np.nan, "p": e.p, "p_sign_flip": e.p_sign_flip,
-                     "n": e.n, "direction": c.direction, "verdict": _one(e.n, lo, hi, c.direction)})
-    columns = ["comparison", "metric", "effect", "ci_low", "ci_high", "level", "p", "p_sign_flip", "n",
-               "direction", "verdict"]
-    return pd.DataFrame(rows, columns=columns)
+                     "n": e.n, "direction": c.direction,
+                     "verdict": "untestable" if w else _one(e, level, c.direction),
+                     "arms_vs_chance": floors.describe(c.arms), "why_untestable": w})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _one(n: int, lo: float, hi: float, direction: int) -> str:
-    if n < 2:
+def _one(e: stats.Estimate, level: float, direction: int) -> str:
+    if e.n < 2:
         return "inconclusive"
+    if e.zero_spread:  # no interval: the exact sign-flip test decides (it cannot reject with 5 seeds or fewer)
+        sign = np.sign(e.effect) * direction
+        return "inconclusive" if sign == 0 or e.p >= 1 - level else ("reproduced" if sign > 0 else "contradicted")
+    lo, hi = e.interval(level)
     if direction * lo > 0 and direction * hi > 0:
         return "reproduced"
     if direction * lo < 0 and direction * hi < 0:
@@ -480,30 +541,44 @@ def _one(n: int, lo: float, hi: float, direction: int) -> str:
 
 def decide(finding: int, comps: list[Comparison], needs: str, note: str = "") -> Verdict:
     table = family_table(comps)
-    # e.g. a question neither arm ever answers: [0, 0] is no evidence either way, and the reader should know why
-    level = [c.label for c in comps if len(c.values) and np.all(np.asarray(c.values, dtype=float) == 0)]
-    if level:
-        note = "; ".join(filter(None, [note, f"no difference in any seed (both arms score alike): {', '.join(level)}"]))
     return not_run(finding, needs) if table.empty else summarise(finding, table, note)
 
 
 def summarise(finding: int, table: pd.DataFrame, note: str = "") -> Verdict:
     """A finding's verdict from its family table (rule in the module docstring)."""
     counts = table["verdict"].value_counts()
-    if counts.get("contradicted", 0):
-        verdict = "contradicted"
-        # the most contradicting: the bound on the paper's side furthest on the wrong side
-        key = np.where(table["direction"] > 0, table["ci_high"], -table["ci_low"])
+    tested = table[~table["verdict"].eq("untestable")]
+    if tested.empty:
+        verdict, pool = "untestable", table
+    elif counts.get("contradicted", 0):
+        verdict, pool = "contradicted", tested
     else:
-        verdict = "reproduced" if counts.get("reproduced", 0) == len(table) else "inconclusive"
-        key = np.where(table["direction"] > 0, table["ci_low"], -table["ci_high"])
-    key = np.where(np.isfinite(key), key, -np.inf)  # one-seed comparisons (no interval) are the weakest
-    head = table.iloc[int(np.argmin(key))]
+        verdict = "reproduced" if counts.get("reproduced", 0) == len(tested) else "inconclusive"
+        pool = tested
+    # the headline: the most contradicting comparison (the bound on the paper's side furthest on the wrong
+    # side), else the weakest (lowest bound on the paper's side); no interval counts as the weakest
+    if verdict == "contradicted":
+        key = np.where(pool["direction"] > 0, pool["ci_high"], -pool["ci_low"])
+    else:
+        key = np.where(pool["direction"] > 0, pool["ci_low"], -pool["ci_high"])
+    key = np.where(np.isfinite(key), key, -np.inf)
+    head = pool.iloc[int(np.argmin(key))]
     parts = [f"{len(table)} comparison(s), Holm family (alpha={stats.ALPHA}): "
              + ", ".join(f"{n} {v}" for v, n in counts.items())]
     if table["n"].max() < 2:
         parts.append("one seed: interval unavailable")
+    flat = table[table["ci_low"].isna() & table["n"].ge(2)]
+    if len(flat):
+        n = int(flat["n"].max())
+        parts.append(f"zero spread over seeds ({', '.join(flat['comparison'])}): no interval; decided by the exact "
+                     f"sign-flip test, whose smallest p with {n} seeds is 2/2^{n} = {2 / 2 ** n:.3g}")
     parts.append(f"headline: {head['comparison']} ({head['metric']})")
+    untestable = table[table["verdict"].eq("untestable")]
+    if len(untestable):
+        parts.append("untestable: " + "; ".join(f"{r.comparison}: {r.why_untestable}"
+                                                for r in untestable.itertuples()))
+    if table["arms_vs_chance"].str.contains("chance not logged").any():
+        parts.append("some runs logged no chance level (they predate it): their arms could not be checked")
     if note:
         parts.append(note)
     return Verdict(finding, FINDINGS[finding], float(head["effect"]), float(head["ci_low"]), float(head["ci_high"]),

@@ -21,7 +21,7 @@ from PIL import Image  # noqa: E402
 from analysis import findings as F  # noqa: E402
 from analysis import stats  # noqa: E402
 
-COLOURS = {"reproduced": "#2a9d4b", "contradicted": "#c8372d", "inconclusive": "#8c8c8c"}
+COLOURS = {"reproduced": "#2a9d4b", "contradicted": "#c8372d", "inconclusive": "#8c8c8c", "untestable": "#e3c16f"}
 ARM_COLOURS = {"mixed": "#1f5fa8", "understanding": "#e07b22", "generation": "#8e44ad"}
 DPI = 110
 
@@ -41,7 +41,8 @@ def effect_bars(verdict: F.Verdict, path: Path, xlabel: str = "effect (paired by
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, [f"{label} (n={n})" for label, n in zip(labels, table["n"], strict=True)], fontsize=8)
     ax.set_xlabel(xlabel)
-    ax.set_title(f"Finding {verdict.finding}: {verdict.verdict}", fontsize=10)
+    side = f" ({verdict.side} side)" if verdict.side else ""
+    ax.set_title(f"Finding {verdict.finding}{side}: {verdict.verdict}", fontsize=10)
     return _save(fig, path)
 
 
@@ -150,18 +151,58 @@ def _pareto(ax, rows: pd.DataFrame) -> None:
     ax.set_title("mixed runs (colour: log2 gen/und)", fontsize=9)
 
 
-def image_grid(images: dict[str, dict[str, Path]], path: Path) -> Path | None:
-    """One row per variant: its generated grid and, where logged, the real images beside it."""
+def image_grid(images: dict[str, dict[str, Path]], path: Path, shown: int = 8) -> Path | None:
+    """Per variant, its first `shown` prompts: the real image the prompt describes beside the generated one, with
+    what the prompt asked for written under the pair. Runs that logged no prompts.json show the two grids whole."""
     if not images:
         return None
-    fig, axes = plt.subplots(len(images), 2, figsize=(8, 4 * len(images)), squeeze=False)
-    for (variant, files), row in zip(sorted(images.items()), axes, strict=True):
-        for ax, name in zip(row, ("generated.png", "real.png"), strict=True):
-            ax.set_axis_off()
-            if name in files:
-                ax.imshow(np.asarray(Image.open(files[name]).convert("RGB")), interpolation="nearest")
-                ax.set_title(f"{variant} — {name.removesuffix('.png')}", fontsize=9)
+    cols = 4
+    rows_per = {v: -(-min(shown, len(_prompts(f))) // cols) or 1 for v, f in images.items()}
+    fig, axes = plt.subplots(sum(rows_per.values()), cols, figsize=(2.6 * cols, 2.2 * sum(rows_per.values())),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    row = 0
+    for variant, files in sorted(images.items()):
+        prompts = _prompts(files)[:shown]
+        grids = {n: np.asarray(Image.open(files[n]).convert("RGB")) for n in ("generated.png", "real.png") if n in files}
+        if prompts and len(grids) == 2:
+            n_logged = len(_prompts(files))
+            real, generated = (_tiles(grids[n], n_logged) for n in ("real.png", "generated.png"))
+            for i, prompt in enumerate(prompts):
+                ax = axes[row + i // cols, i % cols]
+                gap = np.full((real[i].shape[0], 2, 3), 255, np.uint8)
+                ax.imshow(np.concatenate([real[i], gap, generated[i]], axis=1), interpolation="nearest")
+                ax.set_title(f"{variant}: real | generated" if i == 0 else "", fontsize=7, loc="left")
+                ax.text(0.5, -0.04, "\n".join(_wrap(prompt or "(nothing asked)", 34)), transform=ax.transAxes,
+                        ha="center", va="top", fontsize=6)
+        else:
+            for ax, (name, grid) in zip(axes[row], grids.items(), strict=False):
+                ax.imshow(grid, interpolation="nearest")
+                ax.set_title(f"{variant} — {name.removesuffix('.png')}", fontsize=8)
+        row += rows_per[variant]
     return _save(fig, path)
+
+
+def _prompts(files: dict[str, Path]) -> list[str]:
+    import json
+
+    return json.loads(files["prompts.json"].read_text()) if "prompts.json" in files else []
+
+
+def _tiles(grid: np.ndarray, n: int, gap: int = 2) -> list[np.ndarray]:
+    """The n images of a grid sweeps.tracking.log_image_grid tiled (ceil(sqrt n) columns, 2-pixel gaps)."""
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = -(-n // cols)
+    h, w = (grid.shape[0] + gap) // rows - gap, (grid.shape[1] + gap) // cols - gap
+    return [grid[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w]
+            for r, c in (divmod(i, cols) for i in range(n))]
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return textwrap.wrap(text, width) or [text]
 
 
 def _mean_band(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:

@@ -263,7 +263,8 @@ def _sql_histories(db, run_ids: list[str], keys) -> pd.DataFrame:
 
 
 def download_images(uri: str, run_ids: list[str], dst: str | Path,
-                    names: tuple[str, ...] = ("generated.png", "real.png")) -> dict[str, dict[str, Path]]:
+                    names: tuple[str, ...] = ("generated.png", "real.png", "prompts.json")
+                    ) -> dict[str, dict[str, Path]]:
     """{run_id: {name: local path}} for each of `names` the run holds as an artifact; absent ones are left out."""
     from mlflow import MlflowClient
 
@@ -279,13 +280,17 @@ def download_images(uri: str, run_ids: list[str], dst: str | Path,
     return out
 
 
-def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path, prefix: str = "report") -> None:
-    """Log the report's files as artifacts of each sweep's parent run, under `prefix/`, keeping their layout."""
+def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path, prefix: str = "report",
+                  tags: dict[str, str] | None = None) -> None:
+    """Log the report's files as artifacts of each sweep's parent run, under `prefix/`, keeping their layout, and
+    `tags` (the verdicts) on it."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
     with _no_progress_bars():
         for run_id in parent_ids:
+            for key, value in (tags or {}).items():
+                client.set_tag(run_id, key, value)
             for path in files:
                 sub = Path(prefix) / path.relative_to(root).parent
                 client.log_artifact(run_id, str(path), sub.as_posix())

@@ -22,14 +22,16 @@ from analysis import findings as F
 from analysis import query
 from sweeps.errors import NotFound
 
-FIGURES = {1: "mutual_benefit.png", 2: "data_scaling.png", 3: "alignment.png", 4: "affine.png", 5: "mix_ratio.png",
-           6: "concept_transfer.png", 7: "llm_vs_adapters.png", 8: "model_scale.png"}
+FIGURES = {"1-und": "mutual_benefit_und.png", "1-gen": "mutual_benefit_gen.png", "2": "data_scaling.png",
+           "3": "alignment.png", "4": "affine.png", "5": "mix_ratio.png", "6": "concept_transfer.png",
+           "7": "llm_vs_adapters.png", "8": "model_scale.png"}
 IMAGES = "generated_images.png"
 
 
 def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experiment: str = "unisweep",
-                 cache_dir: str | Path | None = None, attach: bool = True) -> dict[int, F.Verdict]:
-    """Write the report of `sweeps` into `out_dir` and onto each sweep's parent run; return {finding: Verdict}."""
+                 cache_dir: str | Path | None = None, attach: bool = True) -> dict[str, F.Verdict]:
+    """Write the report of `sweeps` into `out_dir` and onto each sweep's parent run; return {"1-und": Verdict, ...}
+    (keys as F.all_findings). Each verdict is also a tag `unisweep.verdict.<key>` of the parent runs."""
     sweeps = [sweeps] if isinstance(sweeps, str) else list(sweeps)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,7 +51,8 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
               or [pd.DataFrame()]).to_csv(out / "comparisons.csv", index=False)
     if attach and data.parents:
         files = [out / "report.md", out / "findings.csv", out / "comparisons.csv", *figures.values()]
-        query.attach_report(uri, list(data.parents.values()), files, out)
+        query.attach_report(uri, list(data.parents.values()), files, out,
+                            tags={f"unisweep.verdict.{k}": v.verdict for k, v in verdicts.items()})
     return verdicts
 
 
@@ -101,14 +104,13 @@ def select_trials(trials: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
 
 def draw_figures(verdicts, trials, histories, folder: Path) -> dict[int, Path]:
     plots = _plots()
-    drawn = {1: plots.effect_bars(verdicts[1], folder / FIGURES[1], "mixed − single-task (paired by seed)"),
-             2: plots.data_scaling(trials, histories, folder / FIGURES[2]),
-             3: plots.effect_bars(verdicts[3], folder / FIGURES[3], "aligned gain − misaligned gain"),
-             4: plots.gain_vs_axis(trials, "model.affine_strength", folder / FIGURES[4]),
-             5: plots.mix_ratio(trials, folder / FIGURES[5]),
-             6: plots.effect_bars(verdicts[6], folder / FIGURES[6], "mixed − understanding-only on the rare concept"),
-             7: plots.effect_bars(verdicts[7], folder / FIGURES[7], "difference in gain"),
-             8: plots.effect_bars(verdicts[8], folder / FIGURES[8], "gain at each backbone size")}
+    bars = {"1-und": "mixed − understanding-only (paired by seed)", "1-gen": "mixed − generation-only (paired by seed)",
+            "3": "aligned gain − misaligned gain", "6": "mixed − understanding-only on the rare concept",
+            "7": "difference in gain", "8": "gain at each backbone size"}
+    drawn = {k: plots.effect_bars(verdicts[k], folder / FIGURES[k], label) for k, label in bars.items()}
+    drawn |= {"2": plots.data_scaling(trials, histories, folder / FIGURES["2"]),
+              "4": plots.gain_vs_axis(trials, "model.affine_strength", folder / FIGURES["4"]),
+              "5": plots.mix_ratio(trials, folder / FIGURES["5"])}
     return {k: p for k, p in drawn.items() if p is not None and verdicts[k].verdict != "not run"}
 
 
@@ -133,7 +135,10 @@ def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
     for k, v in verdicts.items():
         lines += [f"## Finding {k}: {v.claim}", "", f"**{v.verdict}** — {v.detail}", ""]
         if not v.comparisons.empty:
-            lines += [_markdown_table(v.comparisons), ""]
+            lines += ["Arms against their own chance level (score vs chance: mean excess [95 % interval]):", ""]
+            lines += [f"- {r.comparison}: {r.arms_vs_chance or 'no chance level for this metric'}"
+                      for r in v.comparisons.itertuples()] + [""]
+            lines += [_markdown_table(v.comparisons.drop(columns=["arms_vs_chance"])), ""]
         if k in figures:
             lines += [f"![finding {k}](figures/{figures[k].name})", ""]
     if "images" in figures:
@@ -143,7 +148,7 @@ def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
     return "\n".join(lines) + "\n"
 
 
-def verdict_table(verdicts: dict[int, F.Verdict], markdown: bool = False) -> str:
+def verdict_table(verdicts: dict[str, F.Verdict], markdown: bool = False) -> str:
     rows = [{"#": k, "verdict": v.verdict, "effect": _num(v.effect), "interval": _interval(v), "n": v.n,
              "claim": v.claim} for k, v in verdicts.items()]
     frame = pd.DataFrame(rows)

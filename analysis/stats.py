@@ -11,7 +11,9 @@ of 2 / 2**n under no effect (25 % with 3 seeds); the t interval is exact for nor
 and the bootstrap guards against skew at larger n. The matching p-value is the larger of the bootstrap's and
 the t test's, so "the interval at level 1 − a excludes 0" and "p < a" are the same statement and Holm's
 step-down levels apply to intervals directly (`holm_levels`). The exact sign-flip permutation p is reported
-beside it: it cannot go below 2 / 2**n (0.0625 with 5 seeds), so it is shown, not used to decide.
+beside it: it cannot go below 2 / 2**n (0.0625 with 5 seeds), so it is shown, not used to decide — except
+when every seed gives the same number (zero spread): then the bootstrap and t intervals collapse to a point and
+their p to 0, which is no evidence, so the estimate has no interval and its p is the exact sign-flip p.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ class Estimate:
     p_t: float
     p_sign_flip: float  # exact two-sided sign-flip permutation p; nan without values
     distribution: np.ndarray | None  # bootstrap means
+    zero_spread: bool = False  # n >= 2 identical values: no interval, p = p_sign_flip
 
     def interval(self, level: float) -> tuple[float, float]:
-        """Envelope of the percentile-bootstrap and Student-t intervals at `level`; (nan, nan) for one seed."""
-        if self.distribution is None:
+        """Envelope of the percentile-bootstrap and Student-t intervals at `level`; (nan, nan) for one seed or
+        zero spread (a zero-width interval would claim certainty that identical seeds cannot give)."""
+        if self.distribution is None or self.zero_spread:
             return float("nan"), float("nan")
         boot, t = percentile_interval(self.distribution, level), t_interval(self.effect, self.sem, self.n, level)
         return min(boot[0], t[0]), max(boot[1], t[1])
@@ -56,6 +60,9 @@ def estimate(values, n_resamples: int = N_RESAMPLES, seed: int = RNG_SEED) -> Es
     if x.size < 2:
         return Estimate(float(x.mean()) if x.size else nan, int(x.size), nan, nan, nan, nan,
                         sign_flip_p(x), None)
+    if np.all(x == x[0]):
+        p = sign_flip_p(x)
+        return Estimate(float(x[0]), int(x.size), 0.0, p, nan, nan, p, None, zero_spread=True)
     res = sps.bootstrap((x,), np.mean, n_resamples=n_resamples, method="percentile", vectorized=True,
                         rng=np.random.default_rng(seed))
     dist = np.asarray(res.bootstrap_distribution)

@@ -9,6 +9,8 @@ itself: each key is applied to the preset and every cell's config is resolved.
     base: smartwatch-cpu                 # a preset of unified.config.PRESETS
     overrides: {train.eval_points: 4}    # dotted config keys applied to the preset
     seeds: [0, 1, 2]
+    seed_scope: trial                    # trial: seeds share one stage-0 build (dataset, VQ-VAE, SigLIP, judge);
+                                         # data: each seed also sets data.seed, so intervals hold the build's variance
     grid:                                # product of axes ...
       data.tasks: [mixed, understanding, generation]
       zip:                               # ... and zip groups: the axes of one group move together
@@ -59,6 +61,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 MODES = ("max", "min")
 EXECUTIONS = ("auto", "train")
+SEED_SCOPES = ("trial", "data")
 
 
 class SpecError(C.ConfigError):
@@ -113,6 +116,7 @@ class SweepSpec:
     description: str = ""
     overrides: dict[str, typing.Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
+    seed_scope: str = "trial"  # "data": a trial's seed also sets data.seed (its own stage-0 build)
     axes: dict[str, list] = field(default_factory=dict)  # independent grid axes
     zips: list[dict[str, list]] = field(default_factory=list)  # groups of axes that move together
     search: Search | None = None
@@ -190,7 +194,8 @@ def parse_spec(text: str) -> SweepSpec:
     if isinstance(raw, dict) and "extends" in raw:
         raise SpecError("extends", "resolved only in a spec file (load_spec / unisweep), relative to that file")
     top = _mapping(raw, "", required=("name", "base"), optional=(
-        "description", "overrides", "seeds", "grid", "search", "resources", "tracking", "storage", "smoke"))
+        "description", "overrides", "seeds", "seed_scope", "grid", "search", "resources", "tracking", "storage",
+        "smoke"))
     name = _typed(top["name"], str, "name")
     if not NAME_PATTERN.match(name):
         raise SpecError("name", f"{name!r} may hold only letters, digits, '_', '.' and '-' (it names runs)")
@@ -206,10 +211,17 @@ def parse_spec(text: str) -> SweepSpec:
     smoke_samples = smoke.pop("num_samples", None)
     spec.smoke = _dotted(smoke, "smoke")
     spec.seeds = _seeds(top.get("seeds", [0]), "seeds")
+    spec.seed_scope = _typed(top.get("seed_scope", "trial"), str, "seed_scope")
+    if spec.seed_scope not in SEED_SCOPES:
+        raise SpecError("seed_scope", f"{spec.seed_scope!r} is not one of {', '.join(SEED_SCOPES)}")
+    if spec.seed_scope == "data" and ("data.seed" in spec.overrides or "data.seed" in spec.axis_keys()):
+        raise SpecError("seed_scope", "data.seed follows the seed under seed_scope: data; do not also set it")
     spec.axes, spec.zips = _grid(top.get("grid", {}))
     spec.smoke_grid = _smoke_grid(smoke_grid, spec)
     if "search" in top:
         spec.search = _search(top["search"])
+        if spec.seed_scope == "data":
+            raise SpecError("seed_scope", "a search runs one seed per sample; seed_scope: data is for grids")
     if smoke_samples is not None:
         if spec.search is None:
             raise SpecError("smoke.num_samples", "only a spec with a `search` has samples")
@@ -501,13 +513,24 @@ def build_trial(spec: SweepSpec, point: dict[str, typing.Any], seed: int, smoke:
 
 def _trials(spec: SweepSpec, point: dict, seeds: list[int], common: C.ExperimentConfig, smoke: bool) -> list[Trial]:
     cfg = _cell_config(spec, common, point, smoke=smoke)
-    cell = C.cell_hash(cfg)  # once per point: the seed is not part of the cell, nor of resolution
-    return [_seeded(spec.name, cfg, cell, point, seed) for seed in seeds]
+    cell = cell_of(cfg, spec.seed_scope)  # once per point: the seed is not part of the cell, nor of resolution
+    return [_seeded(spec.name, cfg, cell, point, seed, spec.seed_scope) for seed in seeds]
 
 
-def _seeded(sweep: str, cfg: C.ExperimentConfig, cell: str, overrides: dict, seed: int) -> Trial:
+def cell_of(cfg: C.ExperimentConfig, seed_scope: str = "trial") -> str:
+    """The cell hash; under seed_scope "data" data.seed is the seed's, so the scope replaces it in the hash (and
+    a cell never matches the same config with a fixed data.seed)."""
+    if seed_scope == "trial":
+        return C.cell_hash(cfg)
+    return C.stable_hash([C.cell_hash(cfg), "data.seed follows the seed"])
+
+
+def _seeded(sweep: str, cfg: C.ExperimentConfig, cell: str, overrides: dict, seed: int,
+            seed_scope: str = "trial") -> Trial:
     seeded = copy.deepcopy(cfg)
     seeded.seed = seed
+    if seed_scope == "data":
+        seeded.data.seed = seed
     return Trial(cell, seed, dict(overrides), seeded, f"{sweep}/{cell}/s{seed}")
 
 

@@ -255,9 +255,12 @@ class RunLogger:
         self.pending, self.flushed_at = [], time.monotonic()
 
     def images(self, images: dict[str, np.ndarray]) -> None:
-        """Image grids as PNG artifacts, e.g. {"generated": ..., "real": ...} -> generated.png, real.png."""
+        """Image grids as PNG artifacts, e.g. {"generated": ..., "real": ...} -> generated.png, real.png; an array
+        of strings (what each prompt asked for) as a JSON list, e.g. {"prompts": ...} -> prompts.json."""
         for name, batch in images.items():
-            if len(batch):
+            if len(batch) and np.asarray(batch).dtype.kind in "US":
+                self.client.log_dict(self.run_id, [str(s) for s in batch], f"{name}.json")
+            elif len(batch):
                 log_image_grid(self.client, self.run_id, batch, f"{name}.png")
 
 

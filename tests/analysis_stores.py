@@ -24,6 +24,7 @@ from sweeps import tracking as T
 
 STEPS = (50, 100)  # two eval points: enough for finding 2, and each logged step is a SQLite commit
 NOISE = 0.004  # scale of the per-run noise; planted effects are 10-60x larger
+CHANCE = 0.2  # the planted chance levels (constant answer, prompt-blind generation): every planted arm is above
 
 # name -> (grid YAML, seeds, extra overrides YAML)
 SWEEPS = {
@@ -44,6 +45,9 @@ SWEEPS = {
     "frozen": ("  model.freeze_llm: [false, true]\n  data.tasks: [mixed, understanding]", [0, 1, 2], ""),
     # Finding 8: und gain 0.05 at tiny, 0.1 at small.
     "scale": ("  backbone.size: [tiny, small]\n  data.tasks: [mixed, understanding]", [0, 1, 2], ""),
+    # Both arms at chance: mixed at the constant-answer level, understanding-only far below it (a 0.35 "gain");
+    # generation at the prompt-blind level in both arms. Nothing was learned: untestable, however large the gap.
+    "atchance": ("  data.tasks: [mixed, understanding, generation]", [0, 1, 2, 3], ""),
     # A small sweep for the store behind an `mlflow server` (every call is an HTTP request).
     "served": ("  data.tasks: [mixed, understanding]", [0, 1, 2], ""),
 }
@@ -80,9 +84,14 @@ def planted(name: str, trial, step: int, seeds: list[int]) -> dict[str, float]:
         und += (0.05 if cfg.backbone.size == "tiny" else 0.1) * frac
     elif name == "served" and mixed:
         und += 0.1 * frac
+    elif name == "atchance":
+        und, gen = (CHANCE if mixed else 0.02), CHANCE
+    chance = {"baseline/und/total": CHANCE, "eval/gen/attr_acc_shuffled": CHANCE}
+    if name == "concept":
+        chance["baseline/und/face_color"] = CHANCE
     metrics = {"eval/und/total": und, "eval/gen/attr_acc": gen, **extra}
     metrics = {k: v + noise(name, trial, step, k, seeds) for k, v in metrics.items()}
-    return {**metrics, "train/loss": 2.0 - frac}
+    return {**metrics, **chance, "train/loss": 2.0 - frac}
 
 
 def noise(name: str, trial, step: int, key: str, seeds: list[int]) -> float:
@@ -103,9 +112,10 @@ def fill(client, experiment_id: str, name: str, steps=STEPS, images: bool = Fals
         for step in steps:
             log(planted(name, trial, step, spec.seeds), step)
         if images and trial.config.data.tasks == "mixed":
-            pixels = np.full((4, 8, 8, 3), 40 * trial.seed, np.uint8)
-            T.log_image_grid(client, run_id, pixels, "generated.png")
-            T.log_image_grid(client, run_id, 255 - pixels, "real.png")
+            pixels = (40 * trial.seed + 10 * np.arange(4, dtype=np.uint8)[:, None, None, None]).repeat(8, 1)
+            pixels = np.broadcast_to(pixels, (4, 8, 8, 3)).astype(np.uint8)  # a distinct shade per image
+            log.images({"generated": pixels, "real": 255 - pixels,
+                        "prompts": np.array([f"hour={h}, weather=sunny" for h in range(4)])})
         T.finish(client, run_id)
     T.finish(client, parent)
     return parent

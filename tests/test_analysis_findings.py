@@ -87,20 +87,25 @@ def test_cache_is_reused_until_a_run_changes(analysis_store, tmp_path):
 
 def test_planted_mutual_benefit_alignment_and_scaling_are_reproduced(planted):
     verdicts = F.all_findings(planted.trials, planted.histories)
-    v1, v2, v3 = verdicts[1], verdicts[2], verdicts[3]
-    assert v1.verdict == "reproduced" and v1.n == 4
-    assert_inside(v1.comparisons, {f"{side}, model.variant={variant}": size
-                                   for (side, variant), size in PLANTED.items()})
-    # headline = the weakest comparison: the misaligned generation gain, 0.04
-    assert v1.ci_low < 0.04 < v1.ci_high and v1.effect == pytest.approx(0.04, abs=0.01)
+    und, gen, v2, v3 = verdicts["1-und"], verdicts["1-gen"], verdicts["2"], verdicts["3"]
+    for side, v in (("und", und), ("gen", gen)):  # two verdicts: one per side
+        assert v.verdict == "reproduced" and v.n == 4 and v.side in v.claim
+        assert_inside(v.comparisons, {f"{side}, model.variant={variant}": size
+                                      for (s, variant), size in PLANTED.items() if s == side})
+        # every arm was checked against its measured chance level, and is above it
+        assert v.comparisons["arms_vs_chance"].str.contains("vs chance 0.200").all()
+        assert not v.comparisons["arms_vs_chance"].str.contains("at chance").any()
+    # headline = the weakest comparison: the misaligned gain, 0.05 (und) and 0.04 (gen)
+    assert gen.ci_low < 0.04 < gen.ci_high and gen.effect == pytest.approx(0.04, abs=0.01)
+    assert und.effect == pytest.approx(0.05, abs=0.01)
     assert v2.verdict == "reproduced"  # slope of the gain per unit of data fraction = the planted size
     assert_inside(v2.comparisons, {f"{side}, model.variant={variant}": size
                                    for (side, variant), size in PLANTED.items()})
     assert v3.verdict == "reproduced"
     assert_inside(v3.comparisons, {"und, aligned - misaligned gain": 0.10, "gen, aligned - misaligned gain": 0.08})
-    # Holm step-down: the strongest of 4 at 1 - 0.05/4, then 0.05/3, 0.05/2, 0.05/1
-    assert sorted(v1.comparisons["level"]) == pytest.approx([0.95, 0.975, 1 - 0.05 / 3, 1 - 0.05 / 4])
-    for k in (4, 5, 6, 7, 8):
+    # Holm step-down within a side: the stronger of 2 at 1 - 0.05/2, then 0.05/1
+    assert sorted(und.comparisons["level"]) == pytest.approx([0.95, 0.975])
+    for k in ("4", "5", "6", "7", "8"):
         assert verdicts[k].verdict == "not run" and verdicts[k].detail.startswith("needs ")
         assert math.isnan(verdicts[k].effect) and verdicts[k].n == 0
 
@@ -108,17 +113,18 @@ def test_planted_mutual_benefit_alignment_and_scaling_are_reproduced(planted):
 def test_no_effect_is_inconclusive(analysis_store):
     uri, _ = analysis_store
     data = query.load(uri, ["nulleffect"])
-    v = F.mutual_benefit(data.trials)
-    assert v.verdict == "inconclusive"
-    assert set(v.comparisons["verdict"]) == {"inconclusive"}
-    assert ((v.comparisons["ci_low"] < 0) & (v.comparisons["ci_high"] > 0)).all()
+    for side in ("und", "gen"):
+        v = F.mutual_benefit(data.trials, side)
+        assert v.verdict == "inconclusive"
+        assert set(v.comparisons["verdict"]) == {"inconclusive"}
+        assert ((v.comparisons["ci_low"] < 0) & (v.comparisons["ci_high"] > 0)).all()
     assert F.data_scaling(data.trials, data.histories).verdict == "inconclusive"
     assert F.alignment(data.trials).verdict == "not run"  # one variant: nothing to compare it with
 
 
 def test_one_seed_is_inconclusive_without_an_interval(planted):
     one = planted.trials[planted.trials["seed"].eq(0)]
-    v = F.mutual_benefit(one)
+    v = F.mutual_benefit(one, "und")
     assert v.verdict == "inconclusive" and v.n == 1
     assert math.isnan(v.ci_low) and math.isnan(v.ci_high)
     assert "one seed: interval unavailable" in v.detail
@@ -127,12 +133,13 @@ def test_one_seed_is_inconclusive_without_an_interval(planted):
 
 def test_missing_arms_are_not_run_and_say_what_they_need(planted):
     only_mixed = planted.trials[planted.trials["data.tasks"].eq("mixed")]
-    v = F.mutual_benefit(only_mixed)
+    v = F.mutual_benefit(only_mixed, "und")
     assert v.verdict == "not run" and "data.tasks=mixed with data.tasks=understanding" in v.detail
     assert F.affine_distortion(planted.trials).detail == "needs the arms of finding 1 at >= 2 values of " \
                                                           "model.affine_strength"
     und_only = planted.trials[planted.trials["data.tasks"].ne("generation")]  # und side alone still counts
-    assert set(F.mutual_benefit(und_only).comparisons["comparison"].str[:3]) == {"und"}
+    assert F.mutual_benefit(und_only, "und").verdict == "reproduced"
+    assert F.mutual_benefit(und_only, "gen").verdict == "not run"  # never "reproduced" for a side not run
 
 
 
@@ -140,7 +147,7 @@ def test_one_understanding_only_arm_serves_each_input_space(planted):
     # the quickstart's shape: siglip-vq trains no understanding-only arm of its own and borrows siglip-siglip's
     trials = planted.trials
     shared = trials[~(trials["data.tasks"].eq("understanding") & trials["model.variant"].eq("siglip-vq"))]
-    v1, v3 = F.mutual_benefit(shared), F.alignment(shared)
+    v1, v3 = F.mutual_benefit(shared, "und"), F.alignment(shared)
     table = v1.comparisons.set_index("comparison")
     assert table.loc["und, model.variant=siglip-vq", "n"] == 4  # paired with siglip-siglip's control, by seed
     assert "understanding-only control shared (same input space): siglip-vq <- siglip-siglip" in v1.detail
@@ -158,7 +165,7 @@ def test_labels_name_the_domain_not_the_keys_it_fixes(planted):
     # a domain axis brings the domain's attribute frequencies with it; a label names the domain alone
     both = pd.concat([planted.trials.assign(**{"data.domain": d, "data.freq.vqa.hat": f})
                       for d, f in (("smartwatch", None), ("faces", 0.5))], ignore_index=True)
-    labels = list(F.mutual_benefit(both).comparisons["comparison"])
+    labels = [c for side in ("und", "gen") for c in F.mutual_benefit(both, side).comparisons["comparison"]]
     assert len(labels) == len(set(labels)) == 2 * 2 * 2  # sides x domains x variants
     assert "und, data.domain=faces, model.variant=siglip-vq" in labels and not any("freq" in s for s in labels)
 
@@ -201,13 +208,57 @@ def test_concept_transfer_llm_and_scale():
     assert_inside(v8.comparisons, {"und, backbone.size=tiny": 0.05, "und, backbone.size=small": 0.10})
     never = memory("concept").assign(**{"eval/und/face_color": 0.0})  # a question no arm ever answers
     v6 = F.concept_transfer(never)
-    assert v6.verdict == "inconclusive" and "no difference in any seed (both arms score alike): face_color" in v6.detail
+    assert v6.verdict == "untestable" and "both arms at the constant-answer level (mixed and understanding)" \
+        in v6.detail
+    # a frozen LLM that learned nothing (0.0, below the constant answer) makes "trained - frozen gain" untestable
+    frozen = memory("frozen")
+    frozen.loc[frozen["model.freeze_llm"], F.UND] = 0.0
+    v7 = F.llm_not_adapters(frozen)
+    assert v7.verdict == "untestable" and "model.freeze_llm=True" in v7.detail
     without = F.all_findings(memory("planted"), NO_HISTORIES)
-    assert [without[k].verdict for k in (6, 7, 8)] == ["not run"] * 3
+    assert [without[k].verdict for k in ("6", "7", "8")] == ["not run"] * 3
 
 
-def test_verdict_values_are_the_four_words():
+def test_arms_at_chance_are_untestable_however_large_the_difference():
+    trials = memory("atchance")
+    und, gen = F.mutual_benefit(trials, "und"), F.mutual_benefit(trials, "gen")
+    assert und.effect == pytest.approx(0.18, abs=0.01) and und.ci_low > 0  # a large, sharp difference...
+    assert und.verdict == "untestable"  # ...between two arms that learned nothing
+    assert "both arms at the constant-answer level (mixed and understanding)" in und.detail
+    assert gen.verdict == "untestable" and "generation ignores the prompt" in gen.detail
+    assert und.comparisons["level"].isna().all() or (und.comparisons["verdict"] == "untestable").all()
+    # the same runs with the understanding-only arm lifted above chance: a real, testable comparison
+    lifted = trials.copy()
+    lifted.loc[lifted["data.tasks"].eq("understanding"), F.UND] += 0.3
+    lifted.loc[lifted["data.tasks"].eq("mixed"), F.UND] += 0.4
+    assert F.mutual_benefit(lifted, "und").verdict == "reproduced"
+
+
+def test_zero_spread_is_decided_by_the_sign_flip_test_not_a_zero_width_interval():
+    trials = memory("planted")
+    mixed = trials["data.tasks"].eq("mixed")
+    trials.loc[mixed, F.UND] = 0.7  # every seed: mixed 0.7, understanding-only 0.6 -> the same gain, 0.1
+    trials.loc[trials["data.tasks"].eq("understanding"), F.UND] = 0.6
+    v = F.mutual_benefit(trials, "und")
+    table = v.comparisons
+    assert table["effect"].to_numpy() == pytest.approx([0.1, 0.1])
+    assert table["ci_low"].isna().all() and table["ci_high"].isna().all()  # no zero-width interval
+    assert table["p"].to_numpy() == pytest.approx([2 / 2**4] * 2)  # exact sign-flip p, 4 seeds: 0.125, not 0
+    assert set(table["verdict"]) == {"inconclusive"} and "sign-flip" in v.detail
+
+
+def test_verdict_values_are_the_five_words():
     verdicts = F.all_findings(memory("planted"), NO_HISTORIES)
     assert {v.verdict for v in verdicts.values()} <= set(F.VERDICTS)
-    assert list(verdicts[1].row()) == ["finding", "claim", "effect", "ci_low", "ci_high", "n", "verdict", "detail"]
-    assert np.isfinite(verdicts[1].effect)
+    assert list(verdicts["1-und"].row()) == ["finding", "side", "claim", "effect", "ci_low", "ci_high", "n",
+                                             "verdict", "detail"]
+    assert np.isfinite(verdicts["1-und"].effect)
+
+
+def test_a_stage0_build_per_seed_still_pairs_arms_by_seed():
+    # seed_scope: data logs data.seed = seed in every run: it varies with the seed, not with the configuration
+    trials = memory("planted")
+    trials["data.seed"] = trials["seed"]
+    v = F.mutual_benefit(trials, "und")
+    assert v.verdict == "reproduced" and set(v.comparisons["n"]) == {4}
+    assert not v.comparisons["comparison"].str.contains("data.seed").any()

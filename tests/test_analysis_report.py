@@ -1,12 +1,14 @@
 """`unisweep report`: files, figures and parent-run artifacts from a SQLite store and from a real `mlflow server`."""
 
 
+import numpy as np
 import pandas as pd
 import pytest
 from analysis_stores import fill, memory_runs
 from mlflow import MlflowClient
+from PIL import Image
 
-from analysis import query, report
+from analysis import plots, query, report
 from sweeps import tracking
 from sweeps.errors import NotFound
 
@@ -29,13 +31,19 @@ def test_report_files_hold_the_verdict_table_first(planted_report):
     assert text.startswith("# unisweep report: planted")
     table_at = text.index("| # | verdict | effect | interval | n | claim |")
     assert table_at < text.index("## Finding 1")  # the verdict table comes before every finding's section
-    assert "| 1 | reproduced |" in text and "| 4 | not run | — | — | 0 |" in text
-    assert "![finding 1](figures/mutual_benefit.png)" in text and "![generated images]" in text
+    assert "| 1-und | reproduced |" in text and "| 1-gen | reproduced |" in text
+    assert "| 4 | not run | — | — | 0 |" in text
+    assert "![finding 1-und](figures/mutual_benefit_und.png)" in text and "![generated images]" in text
+    # each comparison's arms against their own chance level
+    assert "- und, model.variant=siglip-siglip: mixed 0." in text and "vs chance 0.200" in text
     csv = pd.read_csv(out / "findings.csv")
-    assert list(csv["finding"]) == list(range(1, 9))
+    assert list(csv["finding"]) == [1, 1, *range(2, 9)]
+    assert list(csv["side"].fillna("")) == ["understanding", "generation"] + [""] * 7
     assert list(csv["verdict"]) == [v.verdict for v in verdicts.values()]
-    assert csv.loc[0, "effect"] == pytest.approx(verdicts[1].effect)
-    for name in ("mutual_benefit", "data_scaling", "alignment", "generated_images"):
+    assert csv.loc[0, "effect"] == pytest.approx(verdicts["1-und"].effect)
+    comparisons = pd.read_csv(out / "comparisons.csv")
+    assert {"arms_vs_chance", "why_untestable"} <= set(comparisons.columns)
+    for name in ("mutual_benefit_und", "mutual_benefit_gen", "data_scaling", "alignment", "generated_images"):
         png = out / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert not (out / "figures" / "affine.png").exists()  # finding 4 not run: no empty figure
@@ -47,7 +55,22 @@ def test_parent_run_holds_the_report(planted_report):
     held = {f.path for f in client.list_artifacts(parent, "report")}
     assert {"report/report.md", "report/findings.csv", "report/figures"} <= held
     figures = {f.path for f in client.list_artifacts(parent, "report/figures")}
-    assert "report/figures/mutual_benefit.png" in figures
+    assert "report/figures/mutual_benefit_und.png" in figures
+    tags = client.get_run(parent).data.tags  # the verdicts, queryable: tags.`unisweep.verdict.1-und`
+    assert tags["unisweep.verdict.1-und"] == "reproduced" and tags["unisweep.verdict.4"] == "not run"
+
+
+def test_image_grid_pairs_each_real_image_with_its_generation_and_prompt(planted_report, tmp_path):
+    _, _, uri, _ = planted_report
+    data = query.load(uri, ["planted"])
+    run = report.image_runs(data.trials)[0]
+    files = query.download_images(uri, [run], tmp_path)[run]
+    assert set(files) == {"generated.png", "real.png", "prompts.json"}
+    assert plots._prompts(files) == [f"hour={h}, weather=sunny" for h in range(4)]
+    tiles = plots._tiles(np.asarray(Image.open(files["generated.png"]).convert("RGB")), 4)
+    seed = int(data.trials.set_index("run_id").loc[run, "seed"])
+    assert [t.shape for t in tiles] == [(8, 8, 3)] * 4
+    assert [int(t[0, 0, 0]) for t in tiles] == [40 * seed + 10 * i for i in range(4)]  # each tile is its image
 
 
 def test_second_report_reads_the_cache(planted_report, tmp_path):
@@ -84,9 +107,9 @@ def test_report_from_a_real_mlflow_server(server, tmp_path):
     client = MlflowClient(server)
     parent = fill(client, experiment_id, "served")
     verdicts = report.write_report(server, "served", tmp_path)
-    assert verdicts[1].verdict == "reproduced" and verdicts[1].n == 3
-    assert verdicts[1].ci_low < 0.1 < verdicts[1].ci_high
-    assert verdicts[2].verdict == "reproduced"  # histories read over HTTP by the thread pool
+    assert verdicts["1-und"].verdict == "reproduced" and verdicts["1-und"].n == 3
+    assert verdicts["1-und"].ci_low < 0.1 < verdicts["1-und"].ci_high
+    assert verdicts["2"].verdict == "reproduced"  # histories read over HTTP by the thread pool
     assert "report/report.md" in {f.path for f in client.list_artifacts(parent, "report")}
     assert "No trial logged a `generated.png`" in (tmp_path / "report.md").read_text()
 

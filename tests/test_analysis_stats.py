@@ -87,3 +87,13 @@ def test_false_positive_rate_under_no_effect_stays_near_alpha_with_three_seeds()
     bootstrap_only = np.mean([not (lo <= 0 <= hi) for lo, hi in
                               (stats.percentile_interval(e.distribution, 0.95) for e in trials)])
     assert rejected < 0.09 and bootstrap_only > 0.18
+
+
+def test_zero_spread_has_no_interval_and_the_exact_sign_flip_p():
+    e = stats.estimate([0.1] * 5)
+    assert e.zero_spread and e.effect == pytest.approx(0.1)
+    assert np.isnan(e.interval(0.95)).all()  # never a zero-width interval
+    assert e.p == pytest.approx(2 / 2**5) and e.p == e.p_sign_flip  # the smallest p 5 seeds can give, not 0
+    assert stats.estimate([0.0] * 5).p == 1.0
+    spread = stats.estimate([0.1, 0.1, 0.1, 0.1, 0.11])
+    assert not spread.zero_spread and spread.interval(0.95)[0] < 0.1 < spread.interval(0.95)[1]

@@ -81,6 +81,9 @@ BAD = [
     ({"search": {**SEARCH, "metric": ["a", "b"], "mode": ["max", "min"], "asha": {}}}, "search.asha",
      "one metric"),
     ({"search": {**SEARCH, "num_samples": 0}}, "search.num_samples", ">= 1"),
+    ({"seed_scope": "dataset"}, "seed_scope", "not one of trial, data"),
+    ({"seed_scope": "data", "overrides": {"data.seed": 3}}, "seed_scope", "data.seed follows the seed"),
+    ({"seed_scope": "data", "search": SEARCH}, "seed_scope", "a search runs one seed"),
     ({"search": {k: v for k, v in SEARCH.items() if k != "num_samples"}}, "search.num_samples", "required"),
 ]
 
@@ -115,6 +118,14 @@ def test_grid_times_seeds_and_names():
         assert t.name == f"t/{t.cell}/s{t.seed}" and t.config.seed == t.seed
         assert t.cell == C.cell_hash(t.config) and t.config.model.alpha is not None  # resolved
     assert len({t.cell for t in trials}) == 4  # the seed is not part of the cell
+
+
+def test_seed_scope_data_gives_each_seed_its_own_stage0_build_within_one_cell():
+    shared, own = S.expand(parse()), S.expand(parse(seed_scope="data"))
+    assert {t.config.data.seed for t in shared} == {0}  # one build for every seed
+    assert all(t.config.data.seed == t.seed for t in own)  # one build per seed ...
+    assert len({t.cell for t in own}) == len({t.cell for t in shared}) == 4  # ... and seeds still share a cell
+    assert not {t.cell for t in own} & {t.cell for t in shared}  # never the same trial as a shared-build one
 
 
 def test_zip_groups_move_together():

@@ -40,6 +40,14 @@ def test_smoke_training_of_each_variant(variant, cache_dir):
     assert all(math.isfinite(v) for v in final.values())
     assert [step for step, _ in rec.evals()] == [50, 100]  # smoke: two eval points
     assert rec.calls[0][0] == 0 and any(k.startswith("stage0/judge/") for k in rec.calls[0][1])
+    # chance levels: the constant answer once at step 0, the prompt-blind judge score at every eval point
+    start = rec.calls[0][1]
+    assert {k.replace("eval/", "baseline/") for k in final if k.startswith("eval/und/")} <= set(start)
+    assert 0 < start["baseline/und/total"] < 1 and start["baseline/gen/fd_one_image"] > 0
+    assert all("eval/gen/attr_acc_shuffled" in m for _, m in rec.evals())
+    generated = rec.calls[-1][2]["images"]
+    assert len(generated["prompts"]) == len(generated["generated"]) == len(generated["real"])
+    assert all("=" in p for p in generated["prompts"])  # what each prompt asked for, e.g. "hour=3, ..."
     steps = [step for step, _, _ in rec.calls]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)  # every step logged once, increasing
 

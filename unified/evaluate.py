@@ -3,7 +3,8 @@
 Understanding (PAPER.md §5): the first QA turn of each test item, greedy decoding, scored per question type
 and pooled into `eval/und/total`. Generation (DESIGN.md §2): generated images are decoded to pixels through
 the output space's frozen decoder and scored by the frozen judge against the attributes the prompt named
-(`eval/gen/attr_acc`), by a Fréchet distance to the real test images in the judge's feature space
+(`eval/gen/attr_acc`) and, as its prompt-blind chance level, against another item's prompt
+(`eval/gen/attr_acc_shuffled`: the difference is what the prompt controls), by a Fréchet distance to the real test images in the judge's feature space
 (`eval/gen/fd`), and in the output space itself (`eval/gen/feat_cos` or `eval/gen/token_acc`).
 Only the sides a run trained are scored: an understanding-only run has no generation metrics and vice versa.
 """
@@ -53,7 +54,8 @@ def generate_images(model, items, out_space, spaces, special, device) -> tuple[n
 
 @torch.no_grad()
 def evaluate_generation(model, items, out_space, spaces, pool, special, device) -> tuple[dict[str, float], dict]:
-    """Generation scores, and the first SHOWN_IMAGES generated images with the real ones their prompts describe."""
+    """Generation scores, and the first SHOWN_IMAGES generated images with the real ones their prompts describe
+    and what each prompt asked for ("prompts": an array of strings)."""
     pixels, raw = generate_images(model, items, out_space, spaces, special, device)
     image = torch.tensor([it.image for it in items])
     judge = spaces.judge
@@ -61,8 +63,12 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
     labels = {h: np.array([it.labels[h] for it in items]) for h in items[0].labels}
     mask = {h: np.array([it.mask[h] for it in items]) for h in items[0].mask}
     real = torch.from_numpy(pool.images("test")[image.numpy()])
+    # A fixed derangement (each item scored against the next item's prompt): what a generator that ignores
+    # the prompt scores, measured on the same images and prompts.
+    shuffled = {h: np.roll(v, -1) for h, v in labels.items()}, {h: np.roll(v, -1) for h, v in mask.items()}
     out = {
         "eval/gen/attr_acc": metrics.attr_accuracy(pred, labels, mask),
+        "eval/gen/attr_acc_shuffled": metrics.attr_accuracy(pred, *shuffled),
         "eval/gen/fd": metrics.frechet_distance(judge.features(torch.from_numpy(pixels)).cpu().numpy(),
                                                 judge.features(real).cpu().numpy()),
     }
@@ -71,7 +77,8 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
     else:
         target = out_space.test[image]  # [N, n_out, d]
         out["eval/gen/feat_cos"] = float(torch.nn.functional.cosine_similarity(raw, target, dim=-1).mean())
-    return out, {"generated": pixels[:SHOWN_IMAGES], "real": real[:SHOWN_IMAGES].numpy()}
+    prompts = np.array([it.attributes for it in items[:SHOWN_IMAGES]])
+    return out, {"generated": pixels[:SHOWN_IMAGES], "real": real[:SHOWN_IMAGES].numpy(), "prompts": prompts}
 
 
 def evaluate(model, data, pool, spaces, in_space, out_space, cfg, special, tokenizer,

@@ -7,7 +7,7 @@
 (0-100). `train/loss*` arrive at every percent, `eval/*` at the `train.eval_points` evaluation points with
 `state`, everything needed to resume bit-for-bit on CPU (`train(cfg, report, resume=state)`), plus
 `state["images"]`: a few generated and real images (uint8) when the run generates, for an image grid. Stage-0 quality
-numbers arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each
+numbers and the run's measured chance levels (`baseline/*`, unified/baselines.py) arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each
 step's batch is split across ranks; evaluation runs on every rank on the same items, so every rank reports
 the same number of times.
 """
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from unified import baselines
 from unified import config as C
 from unified.data.dataset import load_pool
 from unified.data.tasks import build_samples
@@ -144,7 +145,7 @@ class Trainer:
         report = report or (lambda metrics, step, state=None: None)
         start, last_pct = (0, 0) if resume is None else self.load_state(resume)
         if resume is None:
-            report(dict(self.spaces.quality), 0)
+            report({**self.spaces.quality, **self.chance_levels()}, 0)
         evals = [p for p in eval_percents(self.cfg.train.eval_points) if p > last_pct]
         sums: dict[str, float] = {}
         count, final = 0, {}
@@ -186,6 +187,16 @@ class Trainer:
                 else:
                     report(metrics, pct)
         return final
+
+    def chance_levels(self) -> dict[str, float]:
+        """`baseline/*` of the sides this run is evaluated on (unified/baselines.py)."""
+        out = {}
+        if self.cfg.data.tasks != "generation":
+            out.update(baselines.understanding_baseline(self.cfg.data, self.pool.attrs("train"), self.data.eval_und))
+        if self.cfg.data.tasks != "understanding":
+            real = self.pool.images("test")[[it.image for it in self.data.eval_gen]]
+            out["baseline/gen/fd_one_image"] = baselines.one_image_fd(self.spaces.judge, real)
+        return out
 
     def evaluate(self) -> tuple[dict[str, float], dict]:
         return evaluate(self.model, self.data, self.pool, self.spaces, self.in_space, self.out_space, self.cfg,

@@ -49,6 +49,7 @@ class UndItem:
     image: int  # index into the test pool
     metric: str  # eval/und/<metric>
     truth: dict  # what metrics.score needs; truth["answer"] is the canonical answer
+    attribute: str = ""  # the question type asked (several may share a metric, e.g. both "where" questions)
 
 
 @dataclasses.dataclass
@@ -57,6 +58,7 @@ class GenItem:
     image: int  # index into the test pool: the image whose attributes the prompt describes
     labels: dict[str, int]  # judge head -> class
     mask: dict[str, bool]  # judge head -> whether the prompt mentions it
+    attributes: str = ""  # what the prompt asks for, e.g. "weather=raining, hour=3" (written under image grids)
 
 
 @dataclasses.dataclass
@@ -159,7 +161,7 @@ def _eval_items(d, domain, pool, tokenizer, sp, n_in, train_cfg) -> tuple[list[U
             img = k % len(test_attrs)
             (q_ids,) = encode(tokenizer, [domain.question(rng, a)])
             ids = [sp["<bos>"], *[sp["<img_in>"]] * n_in, sp["<usr>"], *q_ids, sp["<ans>"]]
-            und.append(UndItem(ids, img, domain.METRICS[a], domain.truth(a, test_attrs[img], d)))
+            und.append(UndItem(ids, img, domain.METRICS[a], domain.truth(a, test_attrs[img], d), a))
     (ack_ids,) = encode(tokenizer, [domain.ACKS[0]])
     gen = []
     for k in range(train_cfg.gen_eval_items):
@@ -169,7 +171,8 @@ def _eval_items(d, domain, pool, tokenizer, sp, n_in, train_cfg) -> tuple[list[U
         ids = [sp["<bos>"], sp["<usr>"], *p_ids, sp["<ans>"], *ack_ids, sp["<boi>"]]
         heads = set(domain.mentioned_heads(mentioned, d))
         labels = domain.judge_labels(test_attrs[img], d)
-        gen.append(GenItem(ids, img, labels, {h: h in heads for h in labels}))
+        asked = ", ".join(f"{a}={domain.answer(a, test_attrs[img], d)}" for a in mentioned)
+        gen.append(GenItem(ids, img, labels, {h: h in heads for h in labels}, asked))
     return und, gen
 
 
