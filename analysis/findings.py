@@ -482,11 +482,16 @@ def _groups(frame: pd.DataFrame, keys: list[str]):
     if not keys:
         yield "all", frame
         return
-    shown = [k for k in keys if not _derived(frame, k, keys)]
+    shown = shown_keys(frame, keys)
     for values, g in frame.groupby(keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
         label = ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True) if k in shown)
         yield label or "all", g
+
+
+def shown_keys(frame: pd.DataFrame, keys: list[str]) -> list[str]:
+    """The keys a label names: those the variant or the domain does not fix."""
+    return [k for k in keys if not _derived(frame, k, keys)]
 
 
 def _derived(frame: pd.DataFrame, key: str, keys: list[str]) -> bool:

@@ -16,10 +16,11 @@ import hashlib
 import math
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import findings as F
-from analysis import query
+from analysis import floors, query
 from sweeps.errors import NotFound
 
 FIGURES = {"1-und": "mutual_benefit_und.png", "1-gen": "mutual_benefit_gen.png", "2": "data_scaling.png",
@@ -132,6 +133,14 @@ def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
              "widened to Student's t where wider, at each finding's Holm level (rules: `analysis/findings.py`).", "",
              verdict_table(verdicts, markdown=True), ""]
     lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    chance = chance_table(trials)
+    if not chance.empty:
+        lines += ["## Every arm against its chance level", "",
+                  "Did each arm learn anything? Its final score beside the chance level its own runs measured "
+                  "(understanding: the best constant answer per question type, chosen on the training images; "
+                  "generation: the judge's accuracy against another item's prompt), and the mean excess over seeds "
+                  "with its 95 % interval. A comparison between arms that both sit at chance is `untestable`.", "",
+                  _markdown_table(chance), ""]
     for k, v in verdicts.items():
         lines += [f"## Finding {k}: {v.claim}", "", f"**{v.verdict}** — {v.detail}", ""]
         if not v.comparisons.empty:
@@ -146,6 +155,27 @@ def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
                   "", f"![generated images](figures/{IMAGES})", ""]
     lines.append(f"_Runs read {'from the Parquet cache' if cached else 'from MLflow'}._")
     return "\n".join(lines) + "\n"
+
+
+def chance_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per arm (configuration) and side: score, chance, excess [interval], seeds, at chance or not."""
+    rows = F.baseline(trials)
+    if "shared_control" in rows:  # a lent control is the same runs again under another variant's name
+        rows = rows[rows["shared_control"].isna()]
+    by = [*F.shown_keys(rows, F.context_keys(rows)), "data.tasks"] if "data.tasks" in rows else []
+    out = []
+    for metric in (F.UND, F.GEN):
+        for group in floors.arms(rows, metric, by, group_by=[]) if by else []:
+            for arm in group:
+                if not arm.measured:
+                    continue
+                est = arm.excess()
+                lo, hi = est.interval(1 - 0.05)
+                out.append({"arm": arm.name, "metric": metric, "score": float(np.nanmean(arm.score)),
+                            "chance": float(np.nanmean(arm.chance)), "excess": est.effect,
+                            "ci_low": lo, "ci_high": hi, "n": est.n,
+                            "learned": "no (at chance)" if arm.at_chance() else "yes"})
+    return pd.DataFrame(out)
 
 
 def verdict_table(verdicts: dict[str, F.Verdict], markdown: bool = False) -> str:

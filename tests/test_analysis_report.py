@@ -34,6 +34,9 @@ def test_report_files_hold_the_verdict_table_first(planted_report):
     assert "| 1-und | reproduced |" in text and "| 1-gen | reproduced |" in text
     assert "| 4 | not run | — | — | 0 |" in text
     assert "![finding 1-und](figures/mutual_benefit_und.png)" in text and "![generated images]" in text
+    # every arm against its chance level, before the findings
+    assert text.index("## Every arm against its chance level") < text.index("## Finding 1")
+    assert "| model.variant=siglip-siglip, mixed | eval/und/total |" in text and "| 0.2 |" in text
     # each comparison's arms against their own chance level
     assert "- und, model.variant=siglip-siglip: mixed 0." in text and "vs chance 0.200" in text
     csv = pd.read_csv(out / "findings.csv")
