@@ -71,10 +71,19 @@ def test_attribute_ranges_and_balance():
         assert {lab[head] for lab in labels} == set(range(k))
 
 
+def nuisance_corners() -> list[dict]:
+    """Every corner of the nuisance box (2^7 faces): each nuisance at its smallest or largest value."""
+    ranges = faces.NUISANCE.items()
+    return [{k: c + s * r for (k, (c, r)), s in zip(ranges, signs, strict=True)}
+            for signs in itertools.product((-1, 1), repeat=len(faces.NUISANCE))]
+
+
 @pytest.mark.parametrize("attribute", ft.ATTRIBUTES)
 def test_every_value_is_visible_at_32_px(attribute, faces_cfg):
-    """Changing one attribute, all else fixed, moves many pixels by a lot, on every one of 20 random faces."""
-    for base in draws(20, seed=3):
+    """Changing one attribute, all else fixed, moves many pixels by a lot, on every one of 20 random faces and
+    of 128 faces at the corners of the nuisance box."""
+    corners = [dict(a, **n) for a, n in zip(draws(128, seed=4), nuisance_corners(), strict=True)]
+    for base in draws(20, seed=3) + corners:
         images = [faces.render(dict(base, **{attribute: v}), faces_cfg.data).astype(int)
                   for v in (range(2) if attribute in ft.BINARY else ft.VALUES[attribute])]
         for x, y in itertools.combinations(images, 2):
@@ -86,6 +95,7 @@ def test_attribute_pixel_statistics(faces_cfg):
     """Where each cue sits at 32 px: hats add red above the face, smiles add dark red at the mouth, glasses
     darken and tint the eyes, beards put the hair colour below the mouth."""
     d, n = faces_cfg.data, 32
+    # no nuisance keys: the face sits at its canonical place, where these regions were measured
     base = dict(hair_color="black", skin_tone="light", smiling=0, eyeglasses=0, hat=0, beard=0, background="blue")
 
     def img(**kw):

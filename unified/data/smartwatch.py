@@ -50,9 +50,10 @@ def battery_levels(data_cfg) -> list[int]:
     return list(range(0, 101, data_cfg.battery_step))
 
 
-def sample_attributes(rng: np.random.Generator, data_cfg) -> dict:
+def sample_attributes(rng: np.random.Generator, data_cfg, split: str = "train") -> dict:
     """One watch's raw attributes as JSON-able scalars. The same draws happen for every `hands` and
-    `battery_step`, so a seed gives the same faces, icons and corners whatever those settings are."""
+    `battery_step`, so a seed gives the same faces, icons and corners whatever those settings are. `split` is
+    ignored: the 24-bit face colour alone keeps test images off the training ones (tests/test_leak.py)."""
     hour = int(rng.integers(1, 13))  # 1..12: one value per dial position (the paper's 0..12 counts 12 twice)
     minute, second = (int(v) for v in rng.integers(0, 60, size=2))
     hands = drawn_hands(data_cfg)
