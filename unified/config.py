@@ -60,17 +60,19 @@ class VisionConfig:
     vq_dim: int = 8  # code dimension (paper: 8)
     vq_steps: int = 1000
     decoder_steps: int = 800  # SigLIP-feature -> pixel decoder
-    judge_steps: int = 600
+    judge_steps: int = 600  # both judges
     stage0_batch: int = 64
     vq_width: int = 64  # width of the VQ-VAE's Mixer encoder and decoder
     decoder_width: int = 128  # width of the SigLIP-feature pixel decoder (a Mixer)
-    judge_width: int = 32  # channels of the judge's first conv stage (doubled after it)
-    judge_noise: float = 0.15  # std of pixel noise (in [-1, 1] units) while training the judge
-    judge_loss: float = 1.0  # weight of the judge-feature (perceptual) term in the VQ and decoder losses
+    judge_width: int = 48  # channels of the scoring judge's first conv stage (doubled after it)
+    judge_noise: float = 0.15  # std of pixel noise (in [-1, 1] units) while training either judge
+    judge_loss: float = 1.0  # weight of the loss judge's feature (perceptual) term in the VQ and decoder losses
+    loss_judge_width: int = 32  # the perceptual-loss judge's judge_width; not built when judge_loss is 0
     siglip_path: str = ""  # local checkpoint directories replace the stage-0 models at paper scale
     vq_path: str = ""
     decoder_path: str = ""
-    judge_path: str = ""
+    judge_path: str = ""  # the scoring judge (spaces.judge)
+    loss_judge_path: str = ""  # the perceptual-loss judge (spaces.loss_judge)
 
 
 @dataclass
@@ -176,7 +178,8 @@ def smoke(cfg: ExperimentConfig) -> ExperimentConfig:
     cfg.vision = dataclasses.replace(cfg.vision, patch=8, siglip_dim=32, siglip_layers=1, siglip_steps=60,
                                      vq_codebook=64, vq_steps=300, decoder_steps=200, judge_steps=600,
                                      judge_noise=0.3, stage0_batch=32, vq_width=64, decoder_width=64,
-                                     siglip_path="", vq_path="", decoder_path="", judge_path="")
+                                     siglip_path="", vq_path="", decoder_path="", judge_path="",
+                                     loss_judge_path="")
     cfg.backbone = dataclasses.replace(cfg.backbone, size="tiny", path="")
     cfg.train = dataclasses.replace(cfg.train, steps=0, batch_size=32, eval_points=2, eval_items=16,
                                     gen_eval_items=16)
@@ -347,7 +350,7 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if cfg.train.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {cfg.train.lr}")
     for key in ("backbone.path", "data.tokenizer_path", "vision.siglip_path", "vision.vq_path",
-                "vision.decoder_path", "vision.judge_path"):
+                "vision.decoder_path", "vision.judge_path", "vision.loss_judge_path"):
         if flat[key] and not os.path.isdir(flat[key]):
             raise ConfigError(f"{key}: {flat[key]!r} is not a directory (a local checkpoint directory is expected)")
 

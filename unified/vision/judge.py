@@ -1,8 +1,12 @@
 """The attribute judge: a small CNN on pixels with one classification head per domain judge head.
 
-Trained on real train images; scores generated images (`eval/gen/attr_acc`) and gives the feature space of
-the in-domain Fréchet distance (`features`, the penultimate layer). Checkpoint directory
-(`vision.judge_path`): see `unified.vision.checkpoint`, kind "judge" (constructor args include the heads).
+Stage 0 trains two, on real train images, from different seed streams and of different widths: the
+scoring judge (`spaces.judge`, `vision.judge_*`) scores generated images (`eval/gen/attr_acc`) and gives the
+feature space of the in-domain Fréchet distance (`features`, the penultimate layer); the loss judge
+(`spaces.loss_judge`, `vision.loss_judge_*`) only gives the perceptual term of the VQ-VAE and SigLIP-decoder
+losses (`feature_maps`). A scorer that was also the loss would grade images shaped to please it. Checkpoint
+directories (`vision.judge_path`, `vision.loss_judge_path`): see `unified.vision.checkpoint`, kind "judge"
+(constructor args include the heads).
 """
 
 from __future__ import annotations

@@ -34,7 +34,8 @@ from unified.vision import vq as vqm
 from unified.vision.features import Whitening, encode_all, pick_device, to_uint8
 from unified.vision.ready import STAGE0_VERSION, mark_ready
 
-SEED_OFFSETS = {"judge": 1, "vq": 2, "siglip": 3, "decoder": 4}  # one independent stream per part
+# one independent stream per part; the loss judge keeps the stream the single judge had, so it is unchanged
+SEED_OFFSETS = {"loss_judge": 1, "vq": 2, "siglip": 3, "decoder": 4, "judge": 5}
 
 
 @dataclasses.dataclass
@@ -50,13 +51,14 @@ class Space:
 
 
 class VisualSpaces:
-    """The frozen spaces of one dataset, their decoders to pixels, the judge and stage-0 quality numbers."""
+    """The frozen spaces of one dataset, their decoders to pixels, the judges and stage-0 quality numbers."""
 
     def __init__(self, models: dict[str, torch.nn.Module], spaces: dict[str, Space], quality: dict[str, float],
                  trained: tuple[str, ...], build_seconds: dict[str, float], siglip_whitening: Whitening):
         self.models = models
         self.siglip_whitening = siglip_whitening  # the SigLIP space is whitened; decoding undoes it
-        self.judge: jdg.Judge = models["judge"]
+        self.judge: jdg.Judge = models["judge"]  # scores generations; never a training loss
+        self.loss_judge: jdg.Judge | None = models.get("loss_judge")  # the perceptual loss; None when it is off
         self.quality = quality
         self.trained = trained  # parts trained by this call (empty when everything came from the cache)
         self.build_seconds = build_seconds  # per part, as recorded when it was built
@@ -117,10 +119,13 @@ def _part_keys(cfg, pool, tokenizer) -> dict[str, dict]:
     """What determines each part: its settings, the pool, and the parts it learns from."""
     v = cfg.vision
     base = {"version": STAGE0_VERSION, "pool": pool.key, "batch": v.stage0_batch}
+    heads = get_domain(cfg.data.domain).judge_heads(cfg.data)
     judge = {"path": v.judge_path} if v.judge_path else dict(
-        base, part="judge", heads=get_domain(cfg.data.domain).judge_heads(cfg.data), steps=v.judge_steps,
-        width=v.judge_width, noise=v.judge_noise)
-    perceptual = {"judge_loss": v.judge_loss, "judge": stable_hash(judge) if v.judge_loss else None}
+        base, part="score_judge", heads=heads, steps=v.judge_steps, width=v.judge_width, noise=v.judge_noise)
+    # the key the single judge had: VQ-VAEs and decoders cached before the split stay valid
+    loss_judge = {"path": v.loss_judge_path} if v.loss_judge_path else dict(
+        base, part="judge", heads=heads, steps=v.judge_steps, width=v.loss_judge_width, noise=v.judge_noise)
+    perceptual = {"judge_loss": v.judge_loss, "judge": stable_hash(loss_judge) if v.judge_loss else None}
     vq = {"path": v.vq_path} if v.vq_path else dict(
         base, **perceptual, part="vq", patch=v.patch, codebook=v.vq_codebook, dim=v.vq_dim, steps=v.vq_steps,
         width=v.vq_width)
@@ -129,14 +134,15 @@ def _part_keys(cfg, pool, tokenizer) -> dict[str, dict]:
         vocab=stable_hash(sorted(tokenizer.get_vocab().items())))
     decoder = {"path": v.decoder_path} if v.decoder_path else dict(
         base, **perceptual, part="decoder", siglip=stable_hash(siglip), steps=v.decoder_steps, width=v.decoder_width)
-    return {"judge": judge, "vq": vq, "siglip": siglip, "decoder": decoder}
+    keys = {"judge": judge, "vq": vq, "siglip": siglip, "decoder": decoder}
+    return {**keys, "loss_judge": loss_judge} if v.judge_loss > 0 else keys
 
 
 # ---------------------------------------------------------------- build
 
 
 def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
-    """Train or load SigLIP, VQ-VAE, SigLIP pixel decoder and judge; encode every image; measure quality."""
+    """Train or load SigLIP, VQ-VAE, SigLIP pixel decoder and both judges; encode every image; measure quality."""
     root = Path(cache_dir) / "stage0"
     device = pick_device(cfg.train.device)
     keys = _part_keys(cfg, pool, tokenizer)
@@ -173,13 +179,17 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
     labels = pool.judge_labels("train")
     heads = get_domain(cfg.data.domain).judge_heads(cfg.data)
 
-    def make_judge(gen):
-        model = jdg.Judge(heads, width=v.judge_width)
+    def make_judge(gen, width):
+        model = jdg.Judge(heads, width=width)
         jdg.train_judge(model, train_images, labels, v, gen, device)
         return model
 
-    part("judge", v.judge_path, make_judge, jdg.save_judge, jdg.load_judge)
-    perceptual_judge = models["judge"] if v.judge_loss > 0 else None
+    part("judge", v.judge_path, lambda gen: make_judge(gen, v.judge_width), jdg.save_judge, jdg.load_judge)
+    perceptual_judge = None
+    if v.judge_loss > 0:  # a network of its own: a scorer that was the loss would grade images shaped to please it
+        part("loss_judge", v.loss_judge_path, lambda gen: make_judge(gen, v.loss_judge_width), jdg.save_judge,
+             jdg.load_judge)
+        perceptual_judge = models["loss_judge"]
 
     def make_vq(gen):
         model = vqm.VQVAE(cfg.data.resolution, v.patch, v.vq_codebook, v.vq_dim, width=v.vq_width)
@@ -256,9 +266,10 @@ def _quality(models, pool, tokenizer, siglip_test, codes_test, codes_train, devi
     siglip_images = torch.cat([to_uint8(models["decoder"](siglip_test[i:i + 512].to(device))).cpu()
                                for i in range(0, len(siglip_test), 512)])
     q: dict[str, float] = {}
-    for name, images in (("judge", test), ("judge_vq", vq_images), ("judge_siglip", siglip_images)):
-        for head, acc in jdg.accuracy(models["judge"], images, labels).items():
-            q[f"stage0/{name}/{head}"] = acc
+    for judge in [m for m in ("judge", "loss_judge") if m in models]:  # the scorer, then the loss judge if on
+        for name, images in ((judge, test), (f"{judge}_vq", vq_images), (f"{judge}_siglip", siglip_images)):
+            for head, acc in jdg.accuracy(models[judge], images, labels).items():
+                q[f"stage0/{name}/{head}"] = acc
     q["stage0/vq/mse"] = (vq_images.float() / 255 - real).pow(2).mean().item()
     q["stage0/vq/code_usage"] = codes_train.unique().numel() / len(models["vq"].quantizer.codebook)
     q["stage0/decoder/mse"] = (siglip_images.float() / 255 - real).pow(2).mean().item()
