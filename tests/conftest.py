@@ -9,6 +9,10 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One compute thread per worker: two workers with two OpenMP threads each on 2 cores oversubscribe, and
+    # the conv judges of stage 0 then ran 30x slower (docs/LOG.md, 2026-11-30). Set before torch is imported.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
