@@ -97,7 +97,9 @@ def planted(name: str, trial, step: int, seeds: list[int]) -> dict[str, float]:
 def noise(name: str, trial, step: int, key: str, seeds: list[int]) -> float:
     """NOISE x a factor of the config x a draw centred over the sweep's seeds (mean exactly 0 per config)."""
     w = np.random.default_rng(zlib.crc32(f"{name}/{key}/{step}".encode())).normal(size=len(seeds))
-    factor = np.random.default_rng(zlib.crc32(f"{trial.cell}/{key}/{step}".encode())).normal()
+    # keyed by the grid point, not the cell hash: a new config key with a default must not redraw the noise
+    point = ",".join(f"{k}={v}" for k, v in sorted(trial.overrides.items()))
+    factor = np.random.default_rng(zlib.crc32(f"{point}/{key}/{step}".encode())).normal()
     return float(NOISE * factor * (w - w.mean())[seeds.index(trial.seed)])
 
 
