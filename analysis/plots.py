@@ -19,7 +19,7 @@ import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from analysis import findings as F  # noqa: E402
-from analysis import stats  # noqa: E402
+from analysis import floors, stats  # noqa: E402
 
 COLOURS = {"reproduced": "#2a9d4b", "contradicted": "#c8372d", "inconclusive": "#8c8c8c", "untestable": "#e3c16f"}
 ARM_COLOURS = {"mixed": "#1f5fa8", "understanding": "#e07b22", "generation": "#8e44ad"}
@@ -66,10 +66,13 @@ def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame, path: Path) -> P
                     low, high = _mean_band(table.to_numpy())
                     ax.fill_between(table.columns, low, high, color=ARM_COLOURS[arm], alpha=0.2, lw=0)
                 drawn = True
+            chance = floors.chance_metric(metric)
+            if chance in sub and sub[chance].notna().any():  # the runs' own chance level, at their last eval
+                ax.axhline(sub[chance].mean(), color="black", ls="--", lw=1, label=f"chance ({chance})")
             ax.set_title(f"{variant} — {side} (band: 95 % of the mean over seeds)", fontsize=8)
             ax.set_xlabel("% of training data")
             ax.set_ylabel(metric, fontsize=8)
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=6)
     return _save(fig, path) if drawn else _discard(fig)
 
 
