@@ -39,7 +39,12 @@ def chance_metric(metric: str) -> str | None:
 
 
 def chance_name(metric: str) -> str:
-    return CHANCE_NAMES["gen" if metric.startswith("eval/gen/") else "und"]
+    return CHANCE_NAMES["gen" if is_generation(metric) else "und"]
+
+
+def is_generation(metric: str) -> bool:
+    """A generation metric, or a comparison's label built on one ("d gain / d fraction (eval/gen/attr_acc)")."""
+    return "eval/gen/" in metric
 
 
 @dataclass
@@ -104,8 +109,7 @@ def untestable_reason(groups: list[list[Arm]], metric: str) -> str:
         if group and all(a.at_chance() is True for a in group):
             names = " and ".join(a.name for a in group)
             both = "both arms" if len(group) == 2 else "every arm" if len(group) > 2 else "the arm"
-            why = "generation ignores the prompt" if metric.startswith("eval/gen/") else \
-                f"{both} at {chance_name(metric)}"
+            why = "generation ignores the prompt" if is_generation(metric) else f"{both} at {chance_name(metric)}"
             return f"{why} ({names})"
     return ""
 

@@ -14,6 +14,7 @@ from analysis_stores import memory_runs
 from mlflow import MlflowClient
 
 from analysis import findings as F
+from analysis import floors
 from analysis import query
 
 NO_HISTORIES = pd.DataFrame(columns=["run_id", "key", "step", "value"])
@@ -226,6 +227,10 @@ def test_arms_at_chance_are_untestable_however_large_the_difference():
     assert und.verdict == "untestable"  # ...between two arms that learned nothing
     assert "both arms at the constant-answer level (mixed and understanding)" in und.detail
     assert gen.verdict == "untestable" and "generation ignores the prompt" in gen.detail
+    # a slope's label names the metric inside it (finding 2): still a generation comparison
+    arms = floors.arms(trials[trials["data.tasks"].ne("understanding")], F.GEN, ["data.tasks"])
+    slope = F.Comparison("gen", "d gain / d fraction (eval/gen/attr_acc)", np.zeros(4), +1, arms)
+    assert "generation ignores the prompt" in F.family_table([slope])["why_untestable"].iloc[0]
     assert und.comparisons["level"].isna().all() or (und.comparisons["verdict"] == "untestable").all()
     # the same runs with the understanding-only arm lifted above chance: a real, testable comparison
     lifted = trials.copy()
