@@ -19,6 +19,7 @@ slope built on it inherits that.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,21 +58,23 @@ class Arm:
     def measured(self) -> bool:
         return bool(np.isfinite(self.chance).any())
 
+    @functools.cached_property
     def excess(self) -> stats.Estimate:
+        """The mean over seeds of (score − chance), with its interval (computed once: the report asks often)."""
         return stats.estimate(self.score - self.chance)
 
     def at_chance(self) -> bool | None:
         """True when the arm is within noise of (or below) its chance level; None when no level was logged."""
         if not self.measured:
             return None
-        est = self.excess()
+        est = self.excess
         lo, _ = est.interval(1 - stats.ALPHA)
         if not np.isfinite(lo):  # one seed, or the same excess in every seed: no noise to be within
             return bool(est.effect <= 0)
         return bool(lo <= 0)
 
     def describe(self) -> str:
-        est = self.excess()
+        est = self.excess
         if not self.measured:
             return f"{self.name} {np.nanmean(self.score):.3f} (chance not logged)"
         lo, hi = est.interval(1 - stats.ALPHA)

@@ -169,7 +169,7 @@ def chance_table(trials: pd.DataFrame) -> pd.DataFrame:
             for arm in group:
                 if not arm.measured:
                     continue
-                est = arm.excess()
+                est = arm.excess
                 lo, hi = est.interval(1 - 0.05)
                 out.append({"arm": arm.name, "metric": metric, "score": float(np.nanmean(arm.score)),
                             "chance": float(np.nanmean(arm.chance)), "excess": est.effect,
