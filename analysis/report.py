@@ -13,7 +13,10 @@ other runs. Seconds for a quickstart; see BENCHMARKS.md for 10,000 trials.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,12 +41,13 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir or out / ".cache")
     data = query.load(uri, sweeps, experiment, cache_dir=cache)
-    # Verdicts and figures are a pure function of the runs and of this code: kept beside the Parquet frames.
-    derived = cache / f"report-{data.key}-{_code_hash()}.pkl"
-    analysed = pd.read_pickle(derived) if derived.is_file() else None
+    # Verdicts and figures are a pure function of the runs and of this code: kept beside the Parquet frames, as
+    # Parquet and JSON (data only: a cache on shared storage must not be able to run code, as a pickle could).
+    derived = cache / f"report-{data.key}-{_code_hash()}"
+    analysed = load_analysis(derived, data.trials)
     if analysed is None or not all(p.is_file() for p in analysed[2].values()):
         analysed = analyse(uri, sweeps, data, out, cache)
-        pd.to_pickle(analysed, derived)
+        save_analysis(derived, *analysed)
     trials, verdicts, figures, notes = analysed
 
     (out / "report.md").write_text(render(sweeps, uri, trials, verdicts, figures, notes, data.cached))
@@ -73,6 +77,44 @@ def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache
     else:
         figures["images"] = image_path
     return trials, verdicts, figures, notes
+
+
+def save_analysis(folder: Path, trials: pd.DataFrame, verdicts: dict[str, F.Verdict], figures: dict, notes: list):
+    """The analysis as data: the run ids it used, each verdict's row and comparisons, figure paths, notes."""
+    tmp = folder.with_name(f".tmp-{folder.name}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    pd.concat([v.comparisons.assign(verdict_key=k) for k, v in verdicts.items()] or [pd.DataFrame()]
+              ).to_parquet(tmp / "comparisons.parquet", index=False)
+    (tmp / "analysis.json").write_text(json.dumps({
+        "run_ids": list(trials["run_id"]), "verdicts": {k: v.row() for k, v in verdicts.items()},
+        "columns": {k: list(v.comparisons.columns) for k, v in verdicts.items()},
+        "figures": {k: str(p) for k, p in figures.items()}, "notes": notes}, default=_plain))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+
+
+def load_analysis(folder: Path, all_trials: pd.DataFrame):
+    """What `save_analysis` wrote, or None when it is missing or unreadable (then the report recomputes)."""
+    try:
+        saved = json.loads((folder / "analysis.json").read_text())
+        comparisons = pd.read_parquet(folder / "comparisons.parquet")
+    except (OSError, ValueError):
+        return None
+    verdicts = {}
+    for key, row in saved["verdicts"].items():
+        columns = saved["columns"][key]
+        table = comparisons.loc[comparisons["verdict_key"].eq(key), columns].reset_index(drop=True) \
+            if columns else pd.DataFrame()
+        verdicts[key] = F.Verdict(**{k: (np.nan if v is None else v) for k, v in row.items()}, comparisons=table)
+    trials = all_trials[all_trials["run_id"].isin(saved["run_ids"])]
+    return trials, verdicts, {k: Path(p) for k, p in saved["figures"].items()}, saved["notes"]
+
+
+def _plain(value):
+    """JSON for numpy scalars (NaN becomes null)."""
+    value = value.item() if hasattr(value, "item") else value
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _code_hash() -> str:

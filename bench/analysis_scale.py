@@ -6,8 +6,9 @@
 
 The store has the layout the sweeper writes (sweeps/tracking.py): one parent run, one child run per trial with
 the tags `unisweep.role/sweep/cell/seed/variant/smoke` and `mlflow.parentRunId`, every flattened config key as
-a param (75), and 11 metric keys at the 10 eval points (8 `eval/*`, 3 `train/loss*`: the sweeper logs the
-losses at every percent; here at the eval points only, to keep the fill short). It is filled with
+a param (75), and 12 metric keys at the 10 eval points (9 `eval/*`, 3 `train/loss*`: the sweeper logs the
+losses at every percent; here at the eval points only, to keep the fill short) plus the 5 `baseline/und/*`
+chance levels at step 0. It is filled with
 `MlflowClient.create_run` + one `log_batch` + `set_terminated` per trial, without the sweeper's lookups.
 The grid: 4 variants x 3 task arms x 4 affine strengths x 2 backbone sizes, seeds to reach N.
 Timed in one process: `write_report` cold (no Parquet cache), then cached; then the cached report again in a
@@ -36,7 +37,9 @@ STRENGTHS = (0.0, 0.1, 0.3, 0.5)
 SIZES = ("tiny", "small")
 STEPS = tuple(range(10, 101, 10))
 EVAL_KEYS = ("eval/und/total", "eval/und/time", "eval/und/weather", "eval/und/battery", "eval/und/position",
-             "eval/gen/attr_acc", "eval/gen/fd", "eval/gen/token_acc")
+             "eval/gen/attr_acc", "eval/gen/attr_acc_shuffled", "eval/gen/fd", "eval/gen/token_acc")
+CHANCE_KEYS = ("baseline/und/total", "baseline/und/time", "baseline/und/weather", "baseline/und/battery",
+               "baseline/und/position")  # logged once, at step 0, as the sweeper does
 TRAIN_KEYS = ("train/loss", "train/loss/und", "train/loss/gen")
 
 
@@ -65,6 +68,7 @@ def metrics_of(point: dict, seed: int, rng: np.random.Generator):
         for key in EVAL_KEYS + TRAIN_KEYS:
             value = level + rng.normal(0, 0.01) if key.startswith("eval/") else 2.0 - frac
             out.append(Metric(key, float(value), 0, step))
+    out += [Metric(key, 0.25, 0, 0) for key in CHANCE_KEYS]  # below every arm: each comparison is testable
     return out
 
 

@@ -78,8 +78,17 @@ def test_image_grid_pairs_each_real_image_with_its_generation_and_prompt(planted
 
 def test_second_report_reads_the_cache(planted_report, tmp_path):
     verdicts, out, uri, _ = planted_report
+    fresh = (out / "report.md").read_text()
     again = report.write_report(uri, ["planted"], out, attach=False)
-    assert "Runs read from the Parquet cache" in (out / "report.md").read_text()
+    cached = (out / "report.md").read_text()
+    assert "Runs read from the Parquet cache" in cached
+    assert cached.rsplit("_Runs read", 1)[0] == fresh.rsplit("_Runs read", 1)[0]  # the same report, from data
+    saved = list((out / ".cache").glob("report-*/*"))
+    assert {p.suffix for p in saved} == {".json", ".parquet"}  # no pickle: a cache must not be able to run code
+    loaded = report.load_analysis(saved[0].parent, query.load(uri, ["planted"], cache_dir=out / ".cache").trials)
+    assert loaded is not None and list(loaded[1]) == list(verdicts)
+    for key, verdict in verdicts.items():
+        pd.testing.assert_frame_equal(loaded[1][key].comparisons, verdict.comparisons, check_dtype=False)
     pd.testing.assert_frame_equal(pd.DataFrame([v.row() for v in again.values()]),
                                   pd.DataFrame([v.row() for v in verdicts.values()]))
 
