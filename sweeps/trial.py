@@ -216,7 +216,8 @@ def _tune_metrics(metrics: dict, step: int) -> dict:
 def _load_state(directory: str) -> dict:
     import torch
 
-    return torch.load(Path(directory) / STATE_FILE, weights_only=False)
+    # weights_only: a checkpoint on shared storage is data (tensors, dicts, numbers), never code to run
+    return torch.load(Path(directory) / STATE_FILE, weights_only=True)
 
 
 def trial_name(trial) -> str:

@@ -6,6 +6,7 @@ its timeout (PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails). The fix
 so Train's own cleaner cannot free them: `sweeps.orphans` must.
 """
 
+import os
 import time
 
 import pytest
@@ -122,3 +123,25 @@ smoke: {train.eval_points: 4}
             assert steps == [25, 50, 75, 100]
     assert cut == len(stopped), "a trial that reached its last eval point is tagged as stopped early"
     assert len({r.data.params["train.lr"] for r in runs}) == 3  # Optuna sampled three learning rates
+
+
+class _Payload:
+    """Any object a pickle would rebuild by calling code: a checkpoint from shared storage must not hold one."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_a_checkpoint_state_is_loaded_as_data_only(tmp_path):
+    import pickle
+
+    import torch
+
+    from sweeps import trial
+
+    state = {"step": 3, "model": {"w": torch.ones(2)}, "torch_rng": torch.get_rng_state(), "config_hash": "abc"}
+    torch.save(state, tmp_path / trial.STATE_FILE)
+    assert trial._load_state(tmp_path)["step"] == 3  # tensors, dicts, numbers and strings load
+    torch.save({**state, "evil": _Payload()}, tmp_path / trial.STATE_FILE)
+    with pytest.raises(pickle.UnpicklingError):
+        trial._load_state(tmp_path)
