@@ -9,7 +9,7 @@
     unisweep report SWEEP [--tracking-uri URI] [--out DIR]        # the findings as verdicts, figures, Markdown
 
 Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason), 130
-when Ctrl-C stopped the sweep (`unisweep resume NAME` runs what it cut short or never started).
+when Ctrl-C stopped the sweep (143 for SIGTERM, e.g. `ray job stop`) (`unisweep resume NAME` runs what it cut short or never started).
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def _summary(result, name: str) -> int:
         left = result.trials - result.skipped - result.finished
         print(f"unisweep: interrupted: `unisweep resume {name}` (same --tracking-uri) runs the {left} trial(s) "
               "left, in the same MLflow runs", file=sys.stderr)
-        return 130
+        return 128 + (result.signum or 2)  # the shell's convention: 130 after Ctrl-C, 143 after SIGTERM
     if result.failed:
         print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}", file=sys.stderr)
         return 1

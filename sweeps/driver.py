@@ -50,6 +50,7 @@ class SweepResult:
     rows: list[dict] = dataclasses.field(default_factory=list)  # per trial of this launch, for the final table
     not_run: list[str] = dataclasses.field(default_factory=list)  # never started: the sweep was interrupted
     interrupted: bool = False
+    signum: int = 0  # the signal that interrupted it (SIGINT 2, SIGTERM 15)
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
@@ -107,7 +108,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
     for name in failed:
         progress(f"FAILED {name}")
     return SweepResult(planned, planned - to_run, finished, failed, time.perf_counter() - t0,
-                       list(launch.progress.rows.values()), not_run, stop.requested)
+                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum)
 
 
 def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:

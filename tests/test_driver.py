@@ -1,6 +1,7 @@
 """`unisweep run` on a real local Ray and a real SQLite MLflow store: exactly once, skips, extension."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -106,23 +107,24 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
     assert main(["resume", "nosuch", "--tracking-uri", spec.tracking.uri, "--experiment", "tests"]) == 2
 
 
-def test_ctrl_c_stops_the_sweep_and_resume_finishes_it_in_the_same_runs(tmp_path, cache_dir, ray_local):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_stops_the_sweep_and_resume_finishes_it_in_the_same_runs(tmp_path, cache_dir, ray_local, signum):
     import os
-    import signal
 
     text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
     text = text.replace("seeds: [0]", "seeds: [0, 1, 2]").replace("name: drive", "name: halted")
     spec = S.parse_spec(text)
-    handler = signal.getsignal(signal.SIGINT)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
 
     def ctrl_c_after_the_first_trial(line: str) -> None:
         if "| FINISHED" in line and not ctrl_c_after_the_first_trial.sent:  # a trial's end, on the progress line
             ctrl_c_after_the_first_trial.sent = True
-            os.kill(os.getpid(), signal.SIGINT)  # as a terminal's Ctrl-C reaches the driver
+            os.kill(os.getpid(), signum)  # as a terminal's Ctrl-C (or `ray job stop`'s SIGTERM) reaches the driver
 
     ctrl_c_after_the_first_trial.sent = False
     result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=ctrl_c_after_the_first_trial)
-    assert result.interrupted and signal.getsignal(signal.SIGINT) is handler
+    assert result.interrupted and result.signum == signum
+    assert {s: signal.getsignal(s) for s in handlers} == handlers  # both handlers given back
     assert 1 <= result.finished < 6 and result.not_run  # two run at a time: most never started
     assert result.finished + len(result.failed) + len(result.not_run) == 6
 
