@@ -178,7 +178,9 @@ def spec_text(path: str | Path, _seen: tuple[Path, ...] = ()) -> str:
     if parent_path in (*_seen, path.resolve()):
         raise SpecError(f"{path}: extends", f"{parent} leads back to this file (a cycle)")
     base = _load_yaml(spec_text(parent_path, (*_seen, path.resolve())), str(parent_path))
-    merged = {**(base or {}), **raw}
+    if not isinstance(base, dict):
+        raise SpecError(f"{path}: extends", f"{parent_path} is not a sweep spec (a YAML mapping of sections)")
+    merged = {**base, **raw}
     return f"# {path.name}, extending {parent}, resolved\n" + yaml.safe_dump(merged, sort_keys=False)
 
 
@@ -220,6 +222,7 @@ def parse_spec(text: str) -> SweepSpec:
     spec.smoke_grid = _smoke_grid(smoke_grid, spec)
     if "search" in top:
         spec.search = _search(top["search"])
+        _known_metrics(spec.search.metric)
         if spec.seed_scope == "data":
             raise SpecError("seed_scope", "a search runs one seed per sample; seed_scope: data is for grids")
     if smoke_samples is not None:
@@ -332,6 +335,23 @@ def _search(raw) -> Search:
         if len(metric) > 1:
             raise SpecError("search.asha", "ASHA stops on one metric; a multi-objective search cannot use it")
     return Search(space, metric, mode, num_samples, _typed(s.get("seed", 0), int, "search.seed"), asha)
+
+
+def reported_metrics() -> list[str]:
+    """What a trial reports at its eval points, for any domain: what a search may optimise."""
+    from unified.data.domains import DOMAINS, get_domain
+    from unified.metrics import GEN_KEYS
+
+    und = sorted({"total", *(m for d in DOMAINS for m in get_domain(d).METRICS.values())})
+    return [f"eval/und/{m}" for m in und] + [f"eval/gen/{m}" for m in GEN_KEYS]
+
+
+def _known_metrics(metrics: list[str]) -> None:
+    valid = reported_metrics()
+    for i, m in enumerate(metrics):
+        if m not in valid:
+            path = f"search.metric[{i}]" if len(metrics) > 1 else "search.metric"
+            raise SpecError(path, f"{m!r} is not a metric trials report{_nearest(m, valid)}; valid: {', '.join(valid)}")
 
 
 def _one_entry(dist: dict, path: str):

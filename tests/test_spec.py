@@ -82,6 +82,9 @@ BAD = [
      "one metric"),
     ({"search": {**SEARCH, "num_samples": 0}}, "search.num_samples", ">= 1"),
     ({"seed_scope": "dataset"}, "seed_scope", "not one of trial, data"),
+    ({"search": {**SEARCH, "metric": "eval/und/nosuch"}}, "search.metric", "is not a metric trials report"),
+    ({"search": {**SEARCH, "metric": ["eval/und/total", "eval/gen/atr_acc"], "mode": ["max", "max"]}},
+     "search.metric[1]", "did you mean eval/gen/attr_acc"),
     ({"seed_scope": "data", "overrides": {"data.seed": 3}}, "seed_scope", "data.seed follows the seed"),
     ({"seed_scope": "data", "search": SEARCH}, "seed_scope", "a search runs one seed"),
     ({"search": {k: v for k, v in SEARCH.items() if k != "num_samples"}}, "search.num_samples", "required"),
@@ -251,6 +254,7 @@ def test_extends_takes_every_section_the_file_does_not_set(tmp_path):
     ("extends: [a.yaml]\n", "expected the path of another spec file"),
     ("extends: loop.yaml\nname: loop\n", "a cycle"),
     ("extends: other.yaml\nnme: x\n", "did you mean name"),
+    ("extends: /etc/passwd\n", "is not a sweep spec"),  # a file that parses as YAML but is no mapping
 ])
 def test_a_bad_extends_is_a_spec_error_naming_the_file(tmp_path, body, detail):
     (tmp_path / "other.yaml").write_text(yaml.safe_dump(GOOD))

@@ -45,6 +45,8 @@ def test_smoke_training_of_each_variant(variant, cache_dir):
     assert {k.replace("eval/", "baseline/") for k in final if k.startswith("eval/und/")} <= set(start)
     assert 0 < start["baseline/und/total"] < 1 and start["baseline/gen/fd_one_image"] > 0
     assert all("eval/gen/attr_acc_shuffled" in m for _, m in rec.evals())
+    from sweeps.spec import reported_metrics  # what a search may optimise is what a trial reports
+    assert {k for k in final if k.startswith("eval/")} <= set(reported_metrics())
     generated = rec.calls[-1][2]["images"]
     assert len(generated["prompts"]) == len(generated["generated"]) == len(generated["real"])
     assert all("=" in p for p in generated["prompts"])  # what each prompt asked for, e.g. "hour=3, ..."

@@ -13,6 +13,8 @@ import re
 
 import numpy as np
 
+# The `eval/gen/<key>` metrics unified/evaluate.py logs (a sweep's `search.metric` is checked against them).
+GEN_KEYS = ("attr_acc", "attr_acc_shuffled", "fd", "token_acc", "feat_cos")
 TIME = re.compile(r"(\d{1,2})\s*:\s*(\d{1,2})(?:\s*:\s*(\d{1,2}))?")
 NUMBER = re.compile(r"\d+")
 
