@@ -2,7 +2,7 @@
 PY      := .venv/bin/python
 PIP     := .venv/bin/pip
 STAMP   := .venv/.installed
-# Local-only Ray (PLATFORM.md §2); offline hubs so nothing is fetched at run time.
+# Local-only Ray (docs/PLATFORM.md §2); offline hubs so nothing is fetched at run time.
 export RAY_AUTH_MODE ?= disabled
 export RAY_USAGE_STATS_ENABLED ?= 0
 export RAY_TRAIN_HEALTH_CHECK_INTERVAL_S ?= 0.2
@@ -14,7 +14,7 @@ export HF_DATASETS_OFFLINE ?= 1
 install: $(STAMP)
 
 # torch==2.13.0 goes in the same pip command as the project: pip then takes the local CPU build and never a
-# multi-GB CUDA one (PLATFORM.md §1). The stamp makes the target idempotent; it is redone when pyproject changes.
+# multi-GB CUDA one (docs/PLATFORM.md §1). The stamp makes the target idempotent; it is redone when pyproject changes.
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PIP) install --quiet --disable-pip-version-check "torch==2.13.0" -e ".[test]"

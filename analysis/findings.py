@@ -1,4 +1,4 @@
-"""The paper's eight findings (DESIGN.md §2) as verdicts: one pure function per finding, DataFrames in.
+"""The paper's eight findings (docs/DESIGN.md §2) as verdicts: one pure function per finding, DataFrames in.
 
     verdicts = all_findings(trials, histories)    # frames from analysis.query.load; {"1-und": Verdict, ..., "8": ...}
 

@@ -168,7 +168,8 @@ def image_grid(images: dict[str, dict[str, Path]], path: Path, shown: int = 8) -
     row = 0
     for variant, files in sorted(images.items()):
         prompts = _prompts(files)[:shown]
-        grids = {n: np.asarray(Image.open(files[n]).convert("RGB")) for n in ("generated.png", "real.png") if n in files}
+        grids = {n: np.asarray(Image.open(files[n]).convert("RGB"))
+                 for n in ("generated.png", "real.png") if n in files}
         if prompts and len(grids) == 2:
             n_logged = len(_prompts(files))
             real, generated = (_tiles(grids[n], n_logged) for n in ("real.png", "generated.png"))

@@ -1,4 +1,5 @@
-"""Sweeps read back from MLflow: the only module of analysis/ that talks to MLflow (STYLE.md habit 14).
+"""Sweeps read back from MLflow: the only module of analysis/ that talks to MLflow (the rest is pure: frames in,
+tables and figures out).
 
     data = load(uri, ["quickstart"])        # SweepData(trials, histories, parents, cached)
 

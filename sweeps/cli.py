@@ -9,7 +9,8 @@
     unisweep report SWEEP [--tracking-uri URI] [--out DIR]        # the findings as verdicts, figures, Markdown
 
 Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason), 130
-when Ctrl-C stopped the sweep (143 for SIGTERM, e.g. `ray job stop`) (`unisweep resume NAME` runs what it cut short or never started).
+when Ctrl-C stopped the sweep and 143 after SIGTERM, e.g. `ray job stop` (`unisweep resume NAME` runs what it
+cut short or never started).
 """
 
 from __future__ import annotations

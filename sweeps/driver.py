@@ -2,7 +2,7 @@
 
     unisweep run sweeps/quickstart.yaml [--smoke] [--tracking-uri URI] [--address ADDR] [--storage PATH]
 
-The driver (DESIGN.md §8): creates the store once before any trial (PLATFORM.md §6 race), marks runs a dead
+The driver (docs/DESIGN.md §8): creates the store once before any trial (docs/PLATFORM.md §6 race), marks runs a dead
 driver left RUNNING as FAILED, finds or creates the sweep's parent run, skips the (cell, seed) pairs MLflow
 holds FINISHED, builds stage 0 once per dataset in this process, then hands Tune the rest:
 
@@ -35,7 +35,7 @@ from sweeps.spec import SweepSpec, Trial, common_config, expand
 from unified import config as C
 
 # Train's controller polls its workers every 2 s by default, which holds a finished trial's teardown for
-# seconds (PLATFORM.md §5); a value the user exported wins.
+# seconds (docs/PLATFORM.md §5); a value the user exported wins.
 TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")}
 CRASH_ENV = "UNISWEEP_CRASH_AFTER"  # "<percent>:<marker dir>": tests kill each trial once after that eval point
 

@@ -3,7 +3,7 @@
 A Tune callback in the driver process: one line when a trial starts reporting, finishes or fails, and at most
 every `every_s` seconds in between — done / running / failed, an ETA from the trials finished so far, and the
 best value of the sweep's metric. Tune's own table is off (`verbose=0`): it shows Tune's view of resources,
-which misses what Ray Train's workers hold (PLATFORM.md §4).
+which misses what Ray Train's workers hold (docs/PLATFORM.md §4).
 """
 
 from __future__ import annotations

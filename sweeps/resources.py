@@ -1,4 +1,4 @@
-"""What one trial occupies, and how many fit at once: the resource arithmetic of PLATFORM.md §4.
+"""What one trial occupies, and how many fit at once: the resource arithmetic of docs/PLATFORM.md §4.
 
 On 2 CPUs a sweep whose trials ask for more than the machine has does not fail, it hangs (Train's worker
 group waits forever), so concurrency is derived here from the spec and the cluster, never guessed.
@@ -10,11 +10,11 @@ import math
 
 from sweeps.spec import SpecError, SweepSpec
 
-TRAIN_DRIVER_CPU = 0.1  # the Tune trial that only drives a TorchTrainer (PLATFORM.md §4: must be > 0)
+TRAIN_DRIVER_CPU = 0.1  # the Tune trial that only drives a TorchTrainer (docs/PLATFORM.md §4: must be > 0)
 
 
 def uses_ray_train(spec: SweepSpec) -> bool:
-    """DESIGN.md §8: several workers, or `execution: train`, go through a TorchTrainer."""
+    """docs/DESIGN.md §8: several workers, or `execution: train`, go through a TorchTrainer."""
     return spec.resources.workers_per_trial > 1 or spec.resources.execution == "train"
 
 
@@ -32,7 +32,7 @@ def trial_resources(spec: SweepSpec) -> dict[str, float]:
 
 
 def max_concurrent(spec: SweepSpec, total_cpus: float, total_gpus: float = 0.0) -> int:
-    """PLATFORM.md §4: concurrent trials x per-trial resources <= the cluster's, or Train deadlocks."""
+    """docs/PLATFORM.md §4: concurrent trials x per-trial resources <= the cluster's, or Train deadlocks."""
     need = trial_resources(spec)
     fits = [math.floor(total_cpus / need["CPU"] + 1e-9)]
     if need["GPU"] > 0:

@@ -39,7 +39,7 @@ Config of a trial, in this order: preset -> `overrides` -> (with --smoke: `unifi
 `smoke.grid` keeps) at smoke size; a grid axis may not also appear in `overrides` or `smoke` as a dotted key (it
 would be overwritten silently). Relative paths in
 `tracking.uri` (sqlite) and `storage` resolve against the current directory and are stored absolute, because
-Ray runs trials in other directories (PLATFORM.md §4).
+Ray runs trials in other directories (docs/PLATFORM.md §4).
 """
 
 from __future__ import annotations
@@ -563,7 +563,7 @@ def sampled_trial(sweep: str, common: C.ExperimentConfig, overrides: dict, seed:
 def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
     """The grid x seeds as trials; identical configs (same cell and seed) appear once.
 
-    With a `search`, these are the grid cells at seeds[0], one Optuna study each (DESIGN.md §8: a search uses
+    With a `search`, these are the grid cells at seeds[0], one Optuna study each (docs/DESIGN.md §8: a search uses
     the first seed); the driver turns each sample into a trial with `build_trial(spec, {**point, **sample}, ...)`.
     """
     common = common_config(spec, smoke)

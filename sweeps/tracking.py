@@ -1,4 +1,4 @@
-"""MLflow record of sweeps (DESIGN.md §5, §8), through `MlflowClient` only.
+"""MLflow record of sweeps (docs/DESIGN.md §5, §8), through `MlflowClient` only.
 
 One parent run per sweep (tags `unisweep.role=sweep`, `unisweep.sweep`, `unisweep.smoke`), one child run per
 trial named `{sweep}/{cell}/s{seed}`, found again by its tags, so a retried or resumed trial logs into the run
@@ -6,7 +6,7 @@ it already has. `RunLogger` is the `report(metrics, step, state=None)` that `uni
 reads what the run holds first and never logs a (key, step) twice. Ray's MLflow integrations are not used:
 they create their own runs and log at Tune's iteration, not at the percent of data seen.
 
-The driver calls `ensure_store` once before any trial starts (PLATFORM.md §6: concurrent first writers race
+The driver calls `ensure_store` once before any trial starts (docs/PLATFORM.md §6: concurrent first writers race
 on the SQLite schema), then `mark_stale_running_failed`, `start_sweep` and `trial_run` per trial.
 """
 
@@ -48,12 +48,12 @@ MAX_TAG_CHARS = 5000
 
 
 def default_tracking_uri() -> str:
-    """DESIGN.md §8: $MLFLOW_TRACKING_URI if set, else a SQLite file in the current directory (absolute)."""
+    """docs/DESIGN.md §8: $MLFLOW_TRACKING_URI if set, else a SQLite file in the current directory (absolute)."""
     return absolute_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
 
 
 def absolute_tracking_uri(uri: str) -> str:
-    """Make a relative sqlite path absolute against the cwd; trials run in other directories (PLATFORM.md §4)."""
+    """Make a relative sqlite path absolute against the cwd; trials run in other directories (docs/PLATFORM.md §4)."""
     if uri.startswith("sqlite:///"):
         path = uri.removeprefix("sqlite:///")
         return uri if path.startswith("/") or path == ":memory:" else f"sqlite:///{os.path.abspath(path)}"
@@ -68,7 +68,7 @@ def ensure_store(uri: str, experiment: str) -> str:
     if uri.startswith("sqlite:///"):
         db = Path(uri.removeprefix("sqlite:///"))
         db.parent.mkdir(parents=True, exist_ok=True)
-        artifacts = (db.parent / "mlartifacts").as_uri()  # beside the DB, not under the cwd (PLATFORM.md §6)
+        artifacts = (db.parent / "mlartifacts").as_uri()  # beside the DB, not under the cwd (docs/PLATFORM.md §6)
     client = MlflowClient(uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
@@ -313,7 +313,8 @@ def search_trials(client: MlflowClient, experiment_id: str, sweep: str | None = 
 
 
 def quote_keys(where: str) -> str:
-    """``params.model.variant = 'x'`` -> ``params.`model.variant` = 'x'``: MLflow needs backticks (PLATFORM.md §6)."""
+    """``params.model.variant = 'x'`` -> ``params.`model.variant` = 'x'``: MLflow needs backticks
+    (docs/PLATFORM.md §6)."""
     return re.sub(r"\b(params|metrics|tags|attributes)\.(?!`)([\w./-]*[\w])",
                   lambda m: f"{m[1]}.`{m[2]}`" if re.search(r"[./-]", m[2]) else m[0], where)
 

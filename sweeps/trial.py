@@ -1,13 +1,13 @@
 """One Tune trial: find its MLflow run, train (here, or on a Ray Train worker group), close the run.
 
-Ray runs these functions in other processes; they must live in the installed package (PLATFORM.md §10).
+Ray runs these functions in other processes; they must live in the installed package (docs/PLATFORM.md §10).
 `run_trial(config)` is the Tune function trainable. `config["job"]` is what the driver fixed for the trial
-(see `driver._job`); a search adds its sampled values as top-level dotted keys. Two paths (DESIGN.md §8):
+(see `driver._job`); a search adds its sampled values as top-level dotted keys. Two paths (docs/DESIGN.md §8):
 
 - in-process (`execution: auto`, one worker): `unified.train.train` runs in this Tune trial process and
   reports each eval point to Tune; rank "0" is this process.
 - Ray Train (`workers_per_trial > 1` or `execution: train`): this trial only drives a `TorchTrainer`
-  (PLATFORM.md §4 pattern) whose workers run `train_worker`; rank 0 logs to MLflow and reports a checkpoint
+  (docs/PLATFORM.md §4 pattern) whose workers run `train_worker`; rank 0 logs to MLflow and reports a checkpoint
   at every eval point; `TuneReportCallback` forwards rank 0's reports to Tune (and so to ASHA and Optuna);
   Train's FailureConfig restarts the workers from the last checkpoint, and a rerun of the same trial name
   restores it too (Train V2 keeps the run's checkpoint index under `<storage>/train/<name>`).
@@ -109,7 +109,7 @@ def _drive_trainer(job: dict, client) -> None:
             storage_path=f"{job['storage'].rstrip('/')}/train",  # a local path or s3://...
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=job["max_failures"]),
-            callbacks=[TuneReportCallback()]),  # built inside the Tune trial, as it must be (PLATFORM.md §4)
+            callbacks=[TuneReportCallback()]),  # built inside the Tune trial, as it must be (docs/PLATFORM.md §4)
     )
     trainer.fit()  # Tune heard every eval point through the callback
     error = client.get_run(job["run_id"]).data.tags.get(tracking.ERROR)

@@ -71,7 +71,7 @@ def spaces(smoke_cfg, pool, tokenizer, cache_dir):
 
 @pytest.fixture(scope="session")
 def ray_local():
-    """One local Ray for the session (PLATFORM.md §10: define it once, here)."""
+    """One local Ray for the session (docs/PLATFORM.md §10: define it once, here)."""
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray

@@ -14,8 +14,7 @@ from analysis_stores import memory_runs
 from mlflow import MlflowClient
 
 from analysis import findings as F
-from analysis import floors
-from analysis import query
+from analysis import floors, query
 
 NO_HISTORIES = pd.DataFrame(columns=["run_id", "key", "step", "value"])
 # planted gain at 100 % of the data (and slope per unit fraction, since gains grow linearly from 0)

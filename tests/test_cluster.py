@@ -1,4 +1,4 @@
-"""A 2-node Ray cluster simulated on this machine (PLATFORM.md §9): trials are placed on both nodes."""
+"""A 2-node Ray cluster simulated on this machine (docs/PLATFORM.md §9): trials are placed on both nodes."""
 
 import json
 import os

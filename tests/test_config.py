@@ -1,4 +1,4 @@
-"""Config: dotted keys round trip, clear errors, `auto` resolution, and the cell hash of DESIGN.md §8."""
+"""Config: dotted keys round trip, clear errors, `auto` resolution, and the cell hash of docs/DESIGN.md §8."""
 
 import pytest
 

@@ -11,7 +11,7 @@ from sweeps import spec as S
 from sweeps import tracking as T
 from sweeps.plan import make_plan
 
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # PLATFORM.md §6
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # docs/PLATFORM.md §6
 
 SPEC = """name: planned
 base: smartwatch-cpu

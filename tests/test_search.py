@@ -45,7 +45,7 @@ def test_a_search_runs_one_study_per_grid_cell_and_a_rerun_samples_nothing(tmp_p
     by_study = {}
     for r in runs:
         by_study.setdefault(r.data.tags[T.STUDY], []).append(r)
-        assert r.data.tags["unisweep.seed"] == "7"  # a search uses the first seed (DESIGN.md §8)
+        assert r.data.tags["unisweep.seed"] == "7"  # a search uses the first seed (docs/DESIGN.md §8)
         assert 0.25 <= float(r.data.params["data.gen_ratio"]) <= 2.0
         assert 0.0003 <= float(r.data.params["train.lr"]) <= 0.003
         assert r.data.metrics["data.gen_ratio"] == pytest.approx(float(r.data.params["data.gen_ratio"]))

@@ -200,7 +200,7 @@ def resources(**r) -> S.SweepSpec:
 
 
 def test_concurrency_follows_the_platform_rule():
-    # PLATFORM.md §4: 2 * (0.1 + 2 * 0.45) = 2.0 fits on 2 CPUs
+    # docs/PLATFORM.md §4: 2 * (0.1 + 2 * 0.45) = 2.0 fits on 2 CPUs
     assert R.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.45), 2) == 2
     assert R.max_concurrent(resources(workers_per_trial=2, cpus_per_worker=0.5), 2) == 1  # 1.1 each
     assert R.max_concurrent(resources(cpus_per_worker=1), 2) == 2  # in-process: no driver share

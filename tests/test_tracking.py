@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 from sweeps import spec as S
 from sweeps import tracking as T
 
-pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # PLATFORM.md §6
+pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # docs/PLATFORM.md §6
 
 SPEC_TEXT = """name: tr
 base: smartwatch-cpu

@@ -2,7 +2,7 @@
 
 Each trial here needs more than half the machine's 2 CPUs, so trials run one at a time: if a stopped or
 crashed trial kept its workers' placement group, the next one could never start and the test would hit
-its timeout (PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails). The fixture's Ray has no dashboard,
+its timeout (docs/PLATFORM.md §4: on 2 CPUs a leak hangs rather than fails). The fixture's Ray has no dashboard,
 so Train's own cleaner cannot free them: `sweeps.orphans` must.
 """
 

@@ -9,7 +9,7 @@ ADAPTER_KINDS = ("linear", "mlp")
 
 
 def make_adapter(kind: str, dim_in: int, hidden: int) -> nn.Module:
-    """PAPER.md §2: `linear` (one Linear) or `mlp` (Linear-GELU-Linear, LLaVA's mlp2x_gelu)."""
+    """docs/PAPER.md §2: `linear` (one Linear) or `mlp` (Linear-GELU-Linear, LLaVA's mlp2x_gelu)."""
     if kind == "linear":
         return nn.Linear(dim_in, hidden)
     if kind == "mlp":
@@ -18,7 +18,7 @@ def make_adapter(kind: str, dim_in: int, hidden: int) -> nn.Module:
 
 
 class AffineMap(nn.Module):
-    """The frozen random invertible map y = x Q S + b that breaks alignment on purpose (PAPER.md §6).
+    """The frozen random invertible map y = x Q S + b that breaks alignment on purpose (docs/PAPER.md §6).
 
     Q is orthogonal (QR of a uniform random matrix), S diagonal in [1-s, 1+s], b in [-s, s]. Strength 0 is the
     identity (the axis' "off" point); any s > 0 applies the full random rotation, as the paper's notebook does.

@@ -15,7 +15,7 @@ from unified.quiet import no_progress_bars
 # head width stays 32 and the MLP is 2x wide; base uses grouped-query attention as Llama-family models do.
 SIZES: dict[str, tuple[int, int, int, int, int]] = {
     "tiny": (64, 2, 2, 2, 128),  # smoke tests: seconds per trial
-    "small": (128, 4, 4, 4, 256),  # the prototype's 4 x 128 Llama (~0.7 M params, CALIBRATION.md): cpu preset
+    "small": (128, 4, 4, 4, 256),  # the pre-project prototype's 4 x 128 Llama (~0.7 M params)
     "base": (256, 6, 8, 4, 512),  # the next step of the scale axis
 }
 

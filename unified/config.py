@@ -1,7 +1,7 @@
 """Experiment configuration: one dataclass per component, presets by name, dotted keys end to end.
 
 The dotted keys (`data.tasks`, `model.variant`, ...) are the one vocabulary shared by sweep YAML, MLflow
-params and analysis (DESIGN.md §7). `flatten(cfg)` and `from_flat(flat)` convert both ways; `resolve(cfg)`
+params and analysis (docs/DESIGN.md §7). `flatten(cfg)` and `from_flat(flat)` convert both ways; `resolve(cfg)`
 turns every `auto` into the concrete value it stands for, so a resolved config hashes and logs exactly what ran.
 """
 
@@ -129,7 +129,7 @@ def _smartwatch_cpu() -> ExperimentConfig:
 
 
 def _smartwatch_paper() -> ExperimentConfig:
-    # PAPER.md §3 and §6: 224 px, 60k images, 3 samples each, hours/minutes/seconds, battery 0..100 with text,
+    # docs/PAPER.md §3 and §6: 224 px, 60k images, 3 samples each, hours/minutes/seconds, battery 0..100 with text,
     # ten evenly spaced checkpoints, batch 393. Encoders and LLM come from local checkpoint directories.
     cfg = ExperimentConfig()
     cfg.data = DataConfig(resolution=224, n_images=60000, n_test=2000, hands="hms", battery_step=1,
@@ -141,7 +141,7 @@ def _smartwatch_paper() -> ExperimentConfig:
 
 
 def _on_faces(make: typing.Callable[[], ExperimentConfig]) -> typing.Callable[[], ExperimentConfig]:
-    """The same preset on SynthFaces (the paper's templated CelebA, PAPER.md §4: its sizes are not public, so
+    """The same preset on SynthFaces (the paper's templated CelebA, docs/PAPER.md §4: its sizes are not public, so
     the SmartWatch ones stand in). The watch-only keys go back to their defaults: faces ignore them, and a
     logged `data.hands=hms` would only mislead."""
 
@@ -370,7 +370,7 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
 
     in_space, out_space = m.variant.split("-")
     if m.adapter_und == "auto":
-        m.adapter_und = "mlp" if in_space == "siglip" else "linear"  # PAPER.md §2 adapter types
+        m.adapter_und = "mlp" if in_space == "siglip" else "linear"  # docs/PAPER.md §2 adapter types
     if m.adapter_gen == "auto":
         m.adapter_gen = "mlp" if out_space == "siglip" else "linear"
     if m.shared_adapter == "auto":
@@ -381,7 +381,7 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if m.shared_adapter:
         m.adapter_gen = m.adapter_und
     if m.alpha is None:
-        m.alpha = 0.2 if out_space == "vq" else 1.0  # PAPER.md §2: 0.2 in every VQ-output script, else 1.0
+        m.alpha = 0.2 if out_space == "vq" else 1.0  # docs/PAPER.md §2: 0.2 in every VQ-output script, else 1.0
 
     freq = domain.default_freq()
     for task, attrs in d.freq.items():
@@ -404,6 +404,6 @@ def stable_hash(obj, length: int = 12) -> str:
 
 
 def cell_hash(cfg: ExperimentConfig) -> str:
-    """DESIGN.md §8: the full resolved config without the seed and execution-only settings."""
+    """docs/DESIGN.md §8: the full resolved config without the seed and execution-only settings."""
     flat = flatten(resolve(cfg))
     return stable_hash({k: v for k, v in flat.items() if k != "seed" and k not in EXECUTION_ONLY})

@@ -1,11 +1,12 @@
 """Evaluation at one point of training: the paper's VQA scores and judge-based generation scores.
 
-Understanding (PAPER.md §5): the first QA turn of each test item, greedy decoding, scored per question type
-and pooled into `eval/und/total`. Generation (DESIGN.md §2): generated images are decoded to pixels through
+Understanding (docs/PAPER.md §5): the first QA turn of each test item, greedy decoding, scored per question type
+and pooled into `eval/und/total`. Generation (docs/DESIGN.md §2): generated images are decoded to pixels through
 the output space's frozen decoder and scored by the frozen judge against the attributes the prompt named
 (`eval/gen/attr_acc`) and, as its prompt-blind chance level, against another item's prompt
-(`eval/gen/attr_acc_shuffled`: the difference is what the prompt controls), by a Fréchet distance to the real test images in the judge's feature space
-(`eval/gen/fd`), and in the output space itself (`eval/gen/feat_cos` or `eval/gen/token_acc`).
+(`eval/gen/attr_acc_shuffled`: the difference is what the prompt controls), by a Fréchet distance to the real
+test images in the judge's feature space (`eval/gen/fd`), and in the output space itself (`eval/gen/feat_cos`
+or `eval/gen/token_acc`).
 Only the sides a run trained are scored: an understanding-only run has no generation metrics and vice versa.
 """
 

@@ -1,4 +1,4 @@
-"""Output heads: from an LLM hidden state to the next image token, one class per output space (PAPER.md §2).
+"""Output heads: from an LLM hidden state to the next image token, one class per output space (docs/PAPER.md §2).
 
 Both share one interface so the model never branches on the space:
 - `teacher(batch) -> (fed, target)`: what the generation adapter reads at the image slots, and the loss target;

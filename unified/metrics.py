@@ -1,4 +1,4 @@
-"""The paper's per-item scores (PAPER.md §5, DESIGN.md §2), judge attribute accuracy and the Fréchet distance.
+"""The paper's per-item scores (docs/PAPER.md §5, docs/DESIGN.md §2), judge attribute accuracy and the Fréchet distance.
 
 Understanding items carry a `metric` name and a `truth` dict (built by the domain's `truth()`):
 - `time`: 1 - mean over the drawn hands of circular error / half the dial (e_h/6, e_m/30, e_s/30); 0 when the

@@ -1,6 +1,6 @@
 """UnifiedModel: one LLM that understands images (input space) and generates them (output space).
 
-Composed from parts (DESIGN.md §2, PAPER.md §2): a `transformers` causal LM, an understanding adapter, a
+Composed from parts (docs/DESIGN.md §2, docs/PAPER.md §2): a `transformers` causal LM, an understanding adapter, a
 generation adapter (the same module when shared), an output head per output space (unified/heads.py) and
 frozen affine maps (unified/adapters.py). Sequences and batches follow docs/INTERFACES.md: image tokens enter
 through `inputs_embeds` at the `<img_in>` / `<img_out>` slots, and the hidden state before the k-th `<img_out>`
@@ -22,7 +22,7 @@ from unified.backbone import build_backbone
 from unified.config import ExperimentConfig
 from unified.heads import CodeHead, FeatureHead
 
-MAX_POSITIONS = 2048  # RoPE table size of built backbones; the paper's max length (PAPER.md §6)
+MAX_POSITIONS = 2048  # RoPE table size of built backbones; the paper's max length (docs/PAPER.md §6)
 
 
 class UnifiedModel(nn.Module):

@@ -3,12 +3,13 @@
     unisweep train --preset smartwatch-cpu model.variant=vq-vq     # about 1-2 min on one core
     unisweep train --smoke                                          # seconds
 
-`report(metrics, step, state=None)` is passed in (DESIGN.md §8): `step` is the percent of the training budget
+`report(metrics, step, state=None)` is passed in (docs/DESIGN.md §8): `step` is the percent of the training budget
 (0-100). `train/loss*` arrive at every percent, `eval/*` at the `train.eval_points` evaluation points with
 `state`, everything needed to resume bit-for-bit on CPU (`train(cfg, report, resume=state)`), plus
-`state["images"]`: a few generated and real images (uint8) when the run generates, for an image grid. Stage-0 quality
-numbers and the run's measured chance levels (`baseline/*`, unified/baselines.py) arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each
-step's batch is split across ranks; evaluation runs on every rank on the same items, so every rank reports
+`state["images"]`: a few generated and real images (uint8) and what each prompt asked for, when the run
+generates. Stage-0 quality numbers and the run's measured chance levels (`baseline/*`, unified/baselines.py)
+arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each step's batch
+is split across ranks; evaluation runs on every rank on the same items, so every rank reports
 the same number of times.
 """
 

@@ -1,6 +1,6 @@
 """SynthFaces text: VQA, caption and generation templates, answers and the question types' metrics.
 
-The paper's templated CelebA (PAPER.md §4) publishes no templates, so these follow SmartWatch's notebook
+The paper's templated CelebA (docs/PAPER.md §4) publishes no templates, so these follow SmartWatch's notebook
 (`smartwatch_text.py`): about ten paraphrases per question, captions and prompts built from per-attribute
 clauses each included with its own probability, and one canonical answer word per attribute value.
 
@@ -39,7 +39,7 @@ METRICS = {a: a for a in ATTRIBUTES}
 
 def default_freq() -> dict[str, dict[str, float]]:
     named = {a: 0.5 for a in ATTRIBUTES}
-    named["background"] = 0.0  # the nuisance: drawn, never named (the watch's face colour, PAPER.md §3)
+    named["background"] = 0.0  # the nuisance: drawn, never named (the watch's face colour, docs/PAPER.md §3)
     vqa = {a: 0.2 for a in ATTRIBUTES}
     vqa["background"] = 0.0
     return {"vqa": vqa, "caption": dict(named), "gen": dict(named)}

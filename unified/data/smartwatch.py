@@ -1,4 +1,4 @@
-"""SmartWatch: the paper's synthetic domain (PAPER.md §3), rendered with PIL from seeded attributes.
+"""SmartWatch: the paper's synthetic domain (docs/PAPER.md §3), rendered with PIL from seeded attributes.
 
 A white canvas, a round face of a uniform random colour, white hands from the centre, a weather icon and a
 battery widget in two distinct corners. The text side (templates, answers, scorers) is in
@@ -33,7 +33,7 @@ WEATHERS = ("sunny", "cloudy", "raining")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 HANDS = ("hour", "minute", "second")
 
-PAPER_SIZE = 224  # PAPER.md §3: every length below is given in pixels of the 224 px original
+PAPER_SIZE = 224  # docs/PAPER.md §3: every length below is given in pixels of the 224 px original
 HAND_LENGTH = {"hour": 0.5, "minute": 0.7, "second": 0.9}  # fraction of the face radius
 HAND_WIDTH = {"hour": 6, "minute": 4, "second": 2}  # px at 224
 FACE_RADIUS = 0.4  # fraction of the image size

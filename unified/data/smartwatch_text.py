@@ -1,6 +1,6 @@
 """SmartWatch text: VQA, caption and generation templates, answers and the scorer of each question.
 
-Follows the paper's data notebook (PAPER.md §3): about ten paraphrases per question, captions and generation
+Follows the paper's data notebook (docs/PAPER.md §3): about ten paraphrases per question, captions and generation
 prompts built from per-attribute clauses each included with its own probability, and the attributes'
 canonical answers (time "HH:MM[:SS]", battery "NN%", the weather word, the corner name, the colour name).
 
@@ -19,14 +19,14 @@ from unified.data.turns import pick, turn_attributes
 
 ATTRIBUTES = ("time", "weather", "battery", "weather_pos", "battery_pos", "face_color")
 
-# question type -> the metric it is scored under (DESIGN.md §2: eval/und/<metric>)
+# question type -> the metric it is scored under (docs/DESIGN.md §2: eval/und/<metric>)
 METRICS = {"time": "time", "weather": "weather", "battery": "battery", "weather_pos": "position",
            "battery_pos": "position", "face_color": "face_color"}
 
 
 def default_freq() -> dict[str, dict[str, float]]:
     clauses = {"time": 1.0, "weather": 0.5, "battery": 0.5, "weather_pos": 0.5, "battery_pos": 0.5,
-               "face_color": 0.0}  # PAPER.md §3: the face colour is drawn but never named
+               "face_color": 0.0}  # docs/PAPER.md §3: the face colour is drawn but never named
     vqa = {"time": 0.2, "weather": 0.2, "battery": 0.2, "weather_pos": 0.2, "battery_pos": 0.2, "face_color": 0.0}
     return {"vqa": vqa, "caption": dict(clauses), "gen": dict(clauses)}
 
@@ -100,7 +100,7 @@ CLAUSES = {
     "face_color": [", with a {} watch face", ", on a {} face", ", with the face colored {}"],
 }
 
-COLOUR_WORDS = ("Dark", "Medium", "Light", "Bright")  # PAPER.md §3: thresholds 64 / 128 / 192
+COLOUR_WORDS = ("Dark", "Medium", "Light", "Bright")  # docs/PAPER.md §3: thresholds 64 / 128 / 192
 
 
 def colour_name(r: int, g: int, b: int) -> str:

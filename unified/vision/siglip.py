@@ -5,7 +5,7 @@ attribute (`pool.full_captions`), standing in for what a pretrained SigLIP knows
 `vision.siglip_path` names a local `save_pretrained` directory of a `SiglipModel` (e.g. a copy of
 google/siglip-base-patch16-224), loaded with `from_pretrained(path, local_files_only=True)`.
 
-Features follow the paper (PAPER.md §2): the vision tower's patch tokens from the second-to-last layer, no
+Features follow the paper (docs/PAPER.md §2): the vision tower's patch tokens from the second-to-last layer, no
 CLS (SigLIP has none), `[N, (res/patch)^2, dim]`; with a one-layer tower, the last layer.
 """
 
@@ -28,7 +28,7 @@ def build_siglip(vision_cfg, resolution: int, tokenizer) -> SiglipModel:
     d = vision_cfg.siglip_dim
     common = dict(hidden_size=d, intermediate_size=4 * d, num_hidden_layers=vision_cfg.siglip_layers,
                   num_attention_heads=max(1, d // HEAD_DIM))
-    # our ids, not SigLIP's defaults (49406/49407 fall outside a small vocabulary, PLATFORM.md §7)
+    # our ids, not SigLIP's defaults (49406/49407 fall outside a small vocabulary, docs/PLATFORM.md §7)
     text = dict(common, vocab_size=len(tokenizer), max_position_embeddings=MAX_CAPTION_TOKENS,
                 pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id)
@@ -42,7 +42,7 @@ def build_siglip(vision_cfg, resolution: int, tokenizer) -> SiglipModel:
 
 def tokenize_captions(tokenizer, captions: list[str]) -> torch.Tensor:
     """Captions -> LongTensor [N, L], each ending in <eos> and padded on the LEFT: SigLIP's text tower pools
-    the last position (PLATFORM.md §7), which must be the caption's own <eos>, not a pad."""
+    the last position (docs/PLATFORM.md §7), which must be the caption's own <eos>, not a pad."""
     ids = tokenizer(list(captions), add_special_tokens=False)["input_ids"]
     rows = [r[: MAX_CAPTION_TOKENS - 1] + [tokenizer.eos_token_id] for r in ids]
     width = max(len(r) for r in rows)

@@ -1,7 +1,7 @@
 """A small VQ-VAE tokenizer: an encoder with one latent per patch (downsampling by vision.patch), a codebook
 K x vq_dim and a decoder.
 
-Standing in for LlamaGen's VQ-16 (PAPER.md §2: codebook 16,384, code dim 8, downsample 16). The codebook is
+Standing in for LlamaGen's VQ-16 (docs/PAPER.md §2: codebook 16,384, code dim 8, downsample 16). The codebook is
 learned by EMA k-means (VQ-VAE-2), initialised from encoder outputs, with dead codes restarted on random
 encoder outputs, so that the codes get used; the encoder trains through the straight-through estimator with
 the commitment loss. As understanding input the paper feeds the continuous quantized latents z_q (8-d), as
