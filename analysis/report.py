@@ -226,7 +226,11 @@ def verdict_table(verdicts: dict[str, F.Verdict], markdown: bool = False) -> str
     frame = pd.DataFrame(rows)
     if markdown:
         return _markdown_table(frame)
-    return frame.to_string(index=False, justify="left", max_colwidth=80)
+    cells = frame.astype(str).map(lambda v: v if len(v) <= 80 else v[:77] + "...")
+    widths = {c: max(len(c), *cells[c].str.len()) for c in cells}
+    lines = [[c for c in cells], *cells.itertuples(index=False)]
+    return "\n".join("  ".join(str(v).ljust(widths[c]) for c, v in zip(cells, row, strict=True)).rstrip()
+                     for row in lines)  # every column left-aligned: finding keys are text ("1-und")
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:
