@@ -23,7 +23,8 @@ WORDS = list(range(len(SPECIAL), len(SPECIAL) + 20))
 VOCAB = len(SPECIAL) + len(WORDS)
 N_TOKENS = 4
 SPACES = {
-    "siglip": types.SimpleNamespace(kind="siglip", n_tokens=N_TOKENS, dim=16),
+    "siglip": types.SimpleNamespace(kind="siglip", n_tokens=N_TOKENS, dim=16,
+                                    train=3 * torch.randn(8, N_TOKENS, 16, generator=torch.Generator().manual_seed(1))),
     "vq": types.SimpleNamespace(kind="vq", n_tokens=N_TOKENS, dim=8,
                                 codebook=torch.randn(32, 8, generator=torch.Generator().manual_seed(0))),
 }
@@ -140,13 +141,16 @@ def test_adapter_sharing(variant, shared):
         assert model.gen_adapter is not model.und_adapter and not und_ids & gen_ids
     n_params = sum(p.numel() for p in model.parameters())
     n_listed = sum(p.numel() for p in [*model.backbone.parameters(), *model.und_adapter.parameters(),
-                                       *model.gen_adapter.parameters(), *model.head.parameters()])
+                                       *model.gen_adapter.parameters(), *model.head.parameters(),
+                                       model.slot_positions])
     assert (n_listed - n_params) == (sum(p.numel() for p in model.und_adapter.parameters()) if shares else 0)
 
 
 @pytest.mark.parametrize("variant,model_kw", [("siglip-siglip", dict(affine_strength=0.3, affine_target="both")),
                                               ("vq-vq", dict(affine_strength=0.3, affine_target="generation")),
-                                              ("vq-siglip", {})])
+                                              ("vq-siglip", {}),
+                                              ("vq-siglip", dict(feature_loss="mse", slot_positions=False)),
+                                              ("vq-vq", dict(slot_positions=False))])
 def test_autoregressive_generation_matches_teacher_forcing(variant, model_kw):
     """AR step 0 is the head at <boi>; feeding the AR outputs back teacher-forced reproduces every AR step."""
     out_space = SPACES[variant.split("-")[1]]
@@ -160,9 +164,33 @@ def test_autoregressive_generation_matches_teacher_forcing(variant, model_kw):
     if out_space.kind == "vq":
         assert torch.equal(predicted.argmax(-1), generated)
     else:
+        if model.head.loss_kind == "cos":  # 1 - cos fixes the direction; decoding sets the targets' mean norm
+            predicted = torch.nn.functional.normalize(predicted, dim=-1) * model.head.target_norm
         torch.testing.assert_close(model.affine_gen.inverse(predicted), generated, atol=1e-4, rtol=1e-4)
         distorted = model_kw.get("affine_strength", 0) > 0
         assert torch.allclose(model.affine_gen(generated), generated) != distorted  # the map is on when asked
+
+
+def test_cosine_feature_head_decodes_at_the_targets_mean_norm():
+    model = make("vq-siglip", feature_loss="cos")
+    expected = SPACES["siglip"].train.norm(dim=-1).mean()
+    assert torch.isclose(model.head.target_norm, expected)  # no affine map here: the targets' own norm
+    _, out = model.head.step(torch.randn(5, model.backbone.config.hidden_size))
+    torch.testing.assert_close(out.norm(dim=-1), expected.expand(5))
+    mse = make("vq-siglip", feature_loss="mse")  # the squared error keeps the predicted scale
+    hidden = torch.randn(5, mse.backbone.config.hidden_size)
+    torch.testing.assert_close(mse.head.step(hidden)[1], mse.head(hidden))
+
+
+def test_slot_positions_tell_the_llm_which_image_token_comes_next():
+    """Two slots fed the same image token see different inputs (and so may predict different tokens)."""
+    code = torch.zeros(1, 2, dtype=torch.long)
+    with_pos, without = make("vq-vq"), make("vq-vq", slot_positions=False)
+    fed = with_pos.head.embed(code)
+    tokens = with_pos._fed_tokens(fed)
+    assert not torch.allclose(tokens[0, 0], tokens[0, 1])
+    assert torch.allclose(without._fed_tokens(fed)[0, 0], without._fed_tokens(fed)[0, 1])
+    assert with_pos.slot_positions.requires_grad and without.slot_positions is None
 
 
 def test_greedy_decoding_with_left_padding_matches_each_row_alone():
@@ -184,8 +212,10 @@ def test_freeze_llm_trains_adapters_and_head_only():
     optimizer.step()
     after = model.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
-    assert changed and all(k.startswith(("und_adapter.", "gen_adapter.", "head.proj.")) for k in changed)
-    assert {k.split(".")[0] for k in changed} == {"und_adapter", "gen_adapter", "head"}
+    # the slot positions belong to the generation input side, like the adapter
+    assert changed and all(k.startswith(("und_adapter.", "gen_adapter.", "head.proj.", "slot_positions"))
+                           for k in changed)
+    assert {k.split(".")[0] for k in changed} == {"und_adapter", "gen_adapter", "head", "slot_positions"}
 
 
 def test_affine_map_is_invertible_seeded_and_identity_when_off():

@@ -25,6 +25,7 @@ VARIANTS = ("siglip-siglip", "vq-vq", "siglip-vq", "vq-siglip")
 ADAPTERS = ("auto", "linear", "mlp")
 AFFINE_TARGETS = ("input", "generation", "both")
 BACKBONE_SIZES = ("tiny", "small", "base")
+VQ_ENCODERS = ("local", "mixer")
 FREQ_TASKS = ("vqa", "caption", "gen")
 
 
@@ -39,12 +40,12 @@ class DataConfig:
     battery_step: int = 20  # battery levels are multiples of this (paper: 1, i.e. 0..100)
     battery_text: bool = False  # draw "NN%" beside the bar (paper: yes; unreadable below 64 px)
     tasks: str = "mixed"  # mixed | understanding | generation
-    und_samples: int = 24000  # understanding samples (vqa + caption) in the budget; images cycle, texts are fresh
-    gen_samples: int = 12000  # generation samples in the budget (paper: half the understanding count)
+    und_samples: int = 64000  # understanding samples (vqa + caption) in the budget; images cycle, texts are fresh
+    gen_samples: int = 32000  # generation samples in the budget (paper: half the understanding count)
     gen_ratio: float | None = None  # if set: gen_samples = ratio * und_samples, or a split of total_samples
     total_samples: int | None = None  # with gen_ratio: und + gen = total (mix varies at a fixed total)
     mix_mode: str = "added"  # added: single-task arms keep only their own samples; replace: every arm gets und+gen
-    caption_share: float = 0.25  # share of understanding samples that are captions (paper: 0.5, 60k + 60k)
+    caption_share: float = 0.5  # share of understanding samples that are captions (paper: 0.5, 60k + 60k)
     extra_turn_p: float = 0.4  # probability of each extra VQA turn, up to 3 (paper: 0.4)
     freq: dict = field(default_factory=dict)  # {task: {attribute: p}} overrides of the domain's defaults
     tokenizer_path: str = ""  # a local tokenizer directory (save_pretrained format); "" = build it in code
@@ -62,7 +63,8 @@ class VisionConfig:
     decoder_steps: int = 800  # SigLIP-feature -> pixel decoder
     judge_steps: int = 600  # both judges
     stage0_batch: int = 64
-    vq_width: int = 64  # width of the VQ-VAE's Mixer encoder and decoder
+    vq_width: int = 64  # width of the VQ-VAE's encoder and Mixer decoder
+    vq_encoder: str = "local"  # local: each code sees only its patch (predictable from a prompt) | mixer: whole image
     decoder_width: int = 128  # width of the SigLIP-feature pixel decoder (a Mixer)
     judge_width: int = 48  # channels of the scoring judge's first conv stage (doubled after it)
     judge_noise: float = 0.15  # std of pixel noise (in [-1, 1] units) while training either judge
@@ -81,10 +83,14 @@ class ModelConfig:
     adapter_und: str = "auto"  # linear | mlp; auto: mlp for SigLIP input, linear for VQ (paper)
     adapter_gen: str = "auto"  # same choice for the generation adapter when it is separate
     shared_adapter: str | bool = "auto"  # auto: shared when the variant is aligned (paper)
-    alpha: float | None = None  # weight of the image loss; None: 0.2 for VQ targets, 1.0 for SigLIP (paper)
+    alpha: float | None = None  # weight of the image loss; None: alpha_vq or alpha_siglip by the output space
+    alpha_vq: float = 1.0  # the image-loss weight of VQ-output variants (paper: 0.2)
+    alpha_siglip: float = 10.0  # ... of SigLIP-output variants (paper: 1.0 with feature_loss cos)
     affine_strength: float = 0.0  # s of the frozen random affine map y = xQS + b; 0 = off
     affine_target: str = "input"  # input | generation | both
     freeze_llm: bool = False  # train adapters and head only (finding 7)
+    feature_loss: str = "mse"  # SigLIP-output regression loss: mse | cos (1 - cos, the paper's)
+    slot_positions: bool = True  # a learned embedding per generated image slot: the LLM knows which token is next
 
 
 @dataclass
@@ -97,7 +103,7 @@ class BackboneConfig:
 class TrainConfig:
     steps: int = 0  # optimisation steps; 0 = one epoch over the sample budget
     batch_size: int = 32  # samples per step, both tasks together
-    lr: float = 1e-3
+    lr: float = 3e-3
     weight_decay: float = 0.0  # paper: 0
     warmup: float = 0.03  # fraction of steps (paper: 3 %)
     grad_clip: float = 1.0
@@ -135,6 +141,7 @@ def _smartwatch_paper() -> ExperimentConfig:
     cfg.data = DataConfig(resolution=224, n_images=60000, n_test=2000, hands="hms", battery_step=1,
                           battery_text=True, und_samples=120000, gen_samples=60000, caption_share=0.5)
     cfg.vision = VisionConfig(patch=16, siglip_dim=768, siglip_layers=12, vq_codebook=16384)
+    cfg.model = ModelConfig(alpha_vq=0.2, alpha_siglip=1.0, feature_loss="cos", slot_positions=False)
     cfg.backbone = BackboneConfig(size="base")
     cfg.train = TrainConfig(batch_size=393, lr=2e-4, eval_points=10, eval_items=500, gen_eval_items=500)
     return cfg
@@ -331,6 +338,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     _check_choice("model.shared_adapter", m.shared_adapter, ("auto", True, False))
     _check_choice("model.affine_target", m.affine_target, AFFINE_TARGETS)
     _check_choice("train.device", cfg.train.device, ("auto", "cpu", "cuda"))
+    _check_choice("model.feature_loss", m.feature_loss, ("cos", "mse"))
+    _check_choice("vision.vq_encoder", cfg.vision.vq_encoder, VQ_ENCODERS)
     if not cfg.backbone.path:
         _check_choice("backbone.size", cfg.backbone.size, BACKBONE_SIZES)
     if d.resolution % cfg.vision.patch:
@@ -380,8 +389,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
                           f"{m.variant} feeds {in_space} features in and {out_space} features back")
     if m.shared_adapter:
         m.adapter_gen = m.adapter_und
-    if m.alpha is None:
-        m.alpha = 0.2 if out_space == "vq" else 1.0  # docs/PAPER.md §2: 0.2 in every VQ-output script, else 1.0
+    if m.alpha is None:  # docs/PAPER.md §2: 0.2 in every VQ-output script, else 1.0; the cpu preset: docs/LOG.md
+        m.alpha = m.alpha_vq if out_space == "vq" else m.alpha_siglip
 
     freq = domain.default_freq()
     for task, attrs in d.freq.items():

@@ -4,7 +4,8 @@ Understanding (docs/PAPER.md §5): the first QA turn of each test item, greedy d
 and pooled into `eval/und/total`. Generation (docs/DESIGN.md §2): generated images are decoded to pixels through
 the output space's frozen decoder and scored by the frozen judge against the attributes the prompt named
 (`eval/gen/attr_acc`) and, as its prompt-blind chance level, against another item's prompt
-(`eval/gen/attr_acc_shuffled`: the difference is what the prompt controls), by a Fréchet distance to the real
+(`eval/gen/attr_acc_shuffled`: the difference is what the prompt controls; per judge head as
+`eval/gen/head/<head>` and `eval/gen/head_shuffled/<head>`), by a Fréchet distance to the real
 test images in the judge's feature space (`eval/gen/fd`), and in the output space itself (`eval/gen/feat_cos`
 or `eval/gen/token_acc`).
 Only the sides a run trained are scored: an understanding-only run has no generation metrics and vice versa.
@@ -73,6 +74,11 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
         "eval/gen/fd": metrics.frechet_distance(judge.features(torch.from_numpy(pixels)).cpu().numpy(),
                                                 judge.features(real).cpu().numpy()),
     }
+    # Per judge head, so a prompt-following score shows which attributes the prompt actually controls.
+    for h, acc in metrics.head_accuracies(pred, labels, mask).items():
+        out[f"eval/gen/head/{h}"] = acc
+    for h, acc in metrics.head_accuracies(pred, *shuffled).items():
+        out[f"eval/gen/head_shuffled/{h}"] = acc
     if out_space.kind == "vq":
         out["eval/gen/token_acc"] = float((raw == out_space.codes_test[image]).float().mean())
     else:

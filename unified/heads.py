@@ -15,14 +15,25 @@ from torch import nn
 
 from unified.adapters import AffineMap
 
+FEATURE_LOSSES = ("cos", "mse")
+
 
 class FeatureHead(nn.Module):
-    """SigLIP output: regress the (distorted) patch feature with the cosine loss 1 - cos."""
+    """SigLIP output: regress the (distorted) patch feature, with the cosine loss 1 - cos (the paper's) or the
+    squared error (`model.feature_loss`).
 
-    def __init__(self, hidden: int, dim: int, affine: AffineMap):
+    The cosine loss fixes only the direction, so at inference its prediction is set to `target_norm`, the mean
+    norm of the training targets, before it is fed back and decoded: the decoder and the generation adapter
+    only ever saw features of that size. The squared error predicts the conditional mean, scale included."""
+
+    def __init__(self, hidden: int, dim: int, affine: AffineMap, target_norm: float = 1.0, loss: str = "cos"):
         super().__init__()
+        if loss not in FEATURE_LOSSES:
+            raise ValueError(f"unknown feature loss {loss!r}; valid: {', '.join(FEATURE_LOSSES)}")
         self.proj = nn.Linear(hidden, dim)
         self.affine = affine
+        self.loss_kind = loss
+        self.register_buffer("target_norm", torch.tensor(float(target_norm)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.proj(hidden)  # [..., dim], in the distorted space
@@ -32,10 +43,14 @@ class FeatureHead(nn.Module):
         return feats, feats
 
     def loss(self, hidden: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "mse":
+            return F.mse_loss(self(hidden), target)
         return (1.0 - F.cosine_similarity(self(hidden), target, dim=-1)).mean()
 
     def step(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pred = self(hidden)
+        if self.loss_kind == "cos":
+            pred = F.normalize(pred, dim=-1) * self.target_norm
         return pred, self.affine.inverse(pred)  # feed back as predicted; hand out in the true SigLIP space
 
 

@@ -28,7 +28,7 @@ MAX_POSITIONS = 2048  # RoPE table size of built backbones; the paper's max leng
 class UnifiedModel(nn.Module):
     def __init__(self, backbone: nn.Module, und_adapter: nn.Module, gen_adapter: nn.Module,
                  head: FeatureHead | CodeHead, affine_in: AffineMap, special: dict[str, int], alpha: float,
-                 n_out: int):
+                 n_out: int, slot_positions: torch.Tensor | None = None):
         super().__init__()
         self.backbone = backbone
         self.und_adapter = und_adapter
@@ -38,6 +38,10 @@ class UnifiedModel(nn.Module):
         self.special = dict(special)
         self.alpha = alpha
         self.n_out = n_out
+        # model.slot_positions: added to the k-th fed-back image token, so the hidden state there knows it predicts
+        # token k + 1. Without it the slot index is only the distance to <boi>, which varies with the prompt
+        # length under RoPE; a small LLM learns that slowly.
+        self.slot_positions = None if slot_positions is None else nn.Parameter(slot_positions)
         # transformers 5 renamed the decoder's `past_key_values` argument to `cache`; accept either.
         params = inspect.signature(backbone.get_decoder().forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
@@ -131,7 +135,7 @@ class UnifiedModel(nn.Module):
                 outputs.append(out)
                 if k + 1 < self.n_out:
                     mask, positions = _extend(mask, positions)
-                    hidden = self._hidden(self.gen_adapter(fed)[:, None], mask, positions, cache)[:, -1]
+                    hidden = self._hidden(self._fed_tokens(fed[:, None], k), mask, positions, cache)[:, -1]
         return torch.stack(outputs, dim=1)  # [b, n_out, dim] or [b, n_out]
 
     # ------------------------------------------------------------ internals
@@ -143,8 +147,15 @@ class UnifiedModel(nn.Module):
     def _teacher_forced(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Hidden states [b, L, h] of a generation batch with the target image fed back, and the loss target."""
         fed, target = self.head.teacher(batch)
-        embeds = self._splice(batch["input_ids"], self.special["<img_out>"], self.gen_adapter(fed))
+        embeds = self._splice(batch["input_ids"], self.special["<img_out>"], self._fed_tokens(fed))
         return self._hidden(embeds, batch["attention_mask"]), target
+
+    def _fed_tokens(self, fed: torch.Tensor, first: int = 0) -> torch.Tensor:
+        """Generation-adapter tokens [b, n, h] of fed-back image tokens in slots first .. first + n - 1."""
+        tokens = self.gen_adapter(fed)
+        if self.slot_positions is not None:
+            tokens = tokens + self.slot_positions[first: first + tokens.shape[1]]
+        return tokens
 
     def _splice(self, input_ids: torch.Tensor, slot_id: int, tokens: torch.Tensor) -> torch.Tensor:
         """Word embeddings with the slot positions replaced, in order, by image tokens [b, n, h]."""
@@ -237,11 +248,15 @@ def build_model(cfg: ExperimentConfig, vocab_size: int, special: dict[str, int],
         affine_in = AffineMap(in_space.dim, s if m.affine_target in ("input", "both") else 0.0, rng)
         affine_gen = AffineMap(out_space.dim, s if m.affine_target in ("generation", "both") else 0.0, rng)
         if out_space.kind == "siglip":
-            head = FeatureHead(hidden, out_space.dim, affine_gen)
+            with torch.no_grad():  # the mean norm of the (distorted) targets, on a fixed slice of the train set
+                norm = affine_gen(out_space.train[:512].float()).norm(dim=-1).mean()
+            head = FeatureHead(hidden, out_space.dim, affine_gen, float(norm), m.feature_loss)
         elif out_space.kind == "vq":
             head = CodeHead(hidden, out_space.codebook, affine_gen)
         else:
             raise KeyError(f"unknown output space kind {out_space.kind!r}; valid: siglip, vq")
+        slots = 0.02 * torch.randn(out_space.n_tokens, hidden) if m.slot_positions else None
     if m.freeze_llm:
         backbone.requires_grad_(False)  # finding 7: only adapters and head learn
-    return UnifiedModel(backbone, und_adapter, gen_adapter, head, affine_in, special, m.alpha, out_space.n_tokens)
+    return UnifiedModel(backbone, und_adapter, gen_adapter, head, affine_in, special, m.alpha, out_space.n_tokens,
+                        slots)

@@ -20,20 +20,23 @@ class MixerBlock(nn.Module):
     """An MLP-Mixer block (Tolstikhin et al. 2021): mix across tokens, then across channels. Token mixing is
     position-specific, which suits fixed layouts (corners, dial); everything is a GEMM, cheap on a CPU."""
 
-    def __init__(self, n_tokens: int, width: int):
+    def __init__(self, n_tokens: int, width: int, mix_tokens: bool = True):
         super().__init__()
         self.norm_tokens, self.norm_channels = nn.LayerNorm(width), nn.LayerNorm(width)
-        self.tokens = nn.Sequential(nn.Linear(n_tokens, n_tokens), nn.GELU(), nn.Linear(n_tokens, n_tokens))
+        self.tokens = (nn.Sequential(nn.Linear(n_tokens, n_tokens), nn.GELU(), nn.Linear(n_tokens, n_tokens))
+                       if mix_tokens else None)
         self.channels = nn.Sequential(nn.Linear(width, 2 * width), nn.GELU(), nn.Linear(2 * width, width))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, n, width]
-        x = x + self.tokens(self.norm_tokens(x).transpose(1, 2)).transpose(1, 2)
+        if self.tokens is not None:
+            x = x + self.tokens(self.norm_tokens(x).transpose(1, 2)).transpose(1, 2)
         return x + self.channels(self.norm_channels(x))
 
 
-def mixer(in_dim: int, n_tokens: int, width: int, blocks: int, out_dim: int) -> nn.Sequential:
-    """[B, n, in_dim] -> [B, n, out_dim] through `blocks` Mixer blocks of `width` channels."""
-    return nn.Sequential(nn.Linear(in_dim, width), *[MixerBlock(n_tokens, width) for _ in range(blocks)],
+def mixer(in_dim: int, n_tokens: int, width: int, blocks: int, out_dim: int, mix_tokens: bool = True) -> nn.Sequential:
+    """[B, n, in_dim] -> [B, n, out_dim] through `blocks` Mixer blocks of `width` channels. Without token mixing
+    every output token is a function of its own input token only (a per-patch MLP)."""
+    return nn.Sequential(nn.Linear(in_dim, width), *[MixerBlock(n_tokens, width, mix_tokens) for _ in range(blocks)],
                          nn.LayerNorm(width), nn.Linear(width, out_dim))
 
 

@@ -128,7 +128,7 @@ def _part_keys(cfg, pool, tokenizer) -> dict[str, dict]:
     perceptual = {"judge_loss": v.judge_loss, "judge": stable_hash(loss_judge) if v.judge_loss else None}
     vq = {"path": v.vq_path} if v.vq_path else dict(
         base, **perceptual, part="vq", patch=v.patch, codebook=v.vq_codebook, dim=v.vq_dim, steps=v.vq_steps,
-        width=v.vq_width)
+        width=v.vq_width, encoder=v.vq_encoder)
     siglip = {"path": v.siglip_path} if v.siglip_path else dict(
         base, part="siglip", patch=v.patch, dim=v.siglip_dim, layers=v.siglip_layers, steps=v.siglip_steps,
         vocab=stable_hash(sorted(tokenizer.get_vocab().items())))
@@ -192,7 +192,8 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
         perceptual_judge = models["loss_judge"]
 
     def make_vq(gen):
-        model = vqm.VQVAE(cfg.data.resolution, v.patch, v.vq_codebook, v.vq_dim, width=v.vq_width)
+        model = vqm.VQVAE(cfg.data.resolution, v.patch, v.vq_codebook, v.vq_dim, width=v.vq_width,
+                          local=v.vq_encoder == "local")
         vqm.train_vq(model, train_images, v, gen, device, judge=perceptual_judge)
         return model
 

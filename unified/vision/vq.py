@@ -68,17 +68,21 @@ class Quantizer(nn.Module):
 
 
 class VQVAE(nn.Module):
-    """Patch pixels -> Mixer encoder -> dim-d latent per patch -> nearest code -> Mixer decoder -> pixels.
-    One token per patch x patch pixels, as a conv encoder downsampling by `patch` gives."""
+    """Patch pixels -> encoder -> dim-d latent per patch -> nearest code -> Mixer decoder -> pixels.
+    One token per patch x patch pixels, as a conv encoder downsampling by `patch` gives.
+
+    `local=True` (vision.vq_encoder "local"): the encoder sees one patch at a time, so each code describes its
+    own region, as a conv encoder's codes do (LlamaGen). With token mixing ("mixer") every code depends on the
+    whole image, the never-named face colour included, and no code is predictable from a prompt."""
 
     def __init__(self, resolution: int, patch: int, codebook_size: int, dim: int, width: int = 128,
-                 blocks: int = 2):
+                 blocks: int = 2, local: bool = False):
         super().__init__()
         self.init_args = dict(resolution=resolution, patch=patch, codebook_size=codebook_size, dim=dim,
-                              width=width, blocks=blocks)
+                              width=width, blocks=blocks, local=local)
         self.patch = patch
         n_tokens = (resolution // patch) ** 2
-        self.encoder = mixer(patch * patch * 3, n_tokens, width, blocks, dim)
+        self.encoder = mixer(patch * patch * 3, n_tokens, width, blocks, dim, mix_tokens=not local)
         self.quantizer = Quantizer(codebook_size, dim)
         self.decoder = PixelDecoder(dim, n_tokens, patch, width=width, blocks=blocks)
 
