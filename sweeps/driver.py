@@ -147,6 +147,16 @@ def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
         for cfg in missing:
             pool = load_pool(cfg.data, cache_dir)
             build_spaces(cfg, pool, build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path), cache_dir)
+    text = [t.config for t in trials if t.config.backbone.init == "text"]
+    if text:  # the text priors of `backbone.init: text` (unified/text_prior.py), also once per dataset
+        from unified.data.dataset import load_pool
+        from unified.data.tokenizer import build_tokenizer
+        from unified.text_prior import build_text_prior, prior_dir
+
+        for folder, cfg in {prior_dir(cfg, cache_dir): cfg for cfg in text}.items():
+            if not folder.is_dir():
+                tokenizer = build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path)
+                build_text_prior(cfg, load_pool(cfg.data, cache_dir), tokenizer, cache_dir)
     progress(f"stage 0 ready for {len(distinct)} dataset(s), {len(missing)} checked by loading")
 
 

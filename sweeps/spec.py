@@ -343,7 +343,10 @@ def reported_metrics() -> list[str]:
     from unified.metrics import GEN_KEYS
 
     und = sorted({"total", *(m for d in DOMAINS for m in get_domain(d).METRICS.values())})
-    return [f"eval/und/{m}" for m in und] + [f"eval/gen/{m}" for m in GEN_KEYS]
+    every_hand = [C.DataConfig(domain=d, hands="hms") for d in DOMAINS]  # the most judge heads a domain has
+    heads = sorted({h for cfg in every_hand for h in get_domain(cfg.domain).judge_heads(cfg)})
+    per_head = [f"eval/gen/{kind}/{h}" for kind in ("head", "head_shuffled") for h in heads]
+    return [f"eval/und/{m}" for m in und] + [f"eval/gen/{m}" for m in GEN_KEYS] + per_head
 
 
 def _known_metrics(metrics: list[str]) -> None:

@@ -48,8 +48,13 @@ def test_strings_parse_as_yaml_scalars():
     ("siglip-siglip", True, 1.0, "mlp"), ("vq-vq", True, 0.2, "linear"),
     ("siglip-vq", False, 0.2, "mlp"), ("vq-siglip", False, 1.0, "linear")])
 def test_resolve_follows_the_paper(variant, shared, alpha, adapter_und):
-    cfg = C.resolve(C.override(C.preset("smartwatch-cpu"), {"model.variant": variant}))
+    cfg = C.resolve(C.override(C.preset("smartwatch-paper"), {"model.variant": variant}))
     assert (cfg.model.shared_adapter, cfg.model.alpha, cfg.model.adapter_und) == (shared, alpha, adapter_und)
+    assert (cfg.model.feature_loss, cfg.model.slot_positions) == ("cos", False)
+    cpu = C.resolve(C.override(C.preset("smartwatch-cpu"), {"model.variant": variant}))  # calibrated weights
+    assert cpu.model.alpha == (1.0 if variant.endswith("vq") else 10.0) and cpu.model.feature_loss == "mse"
+    explicit = C.resolve(C.override(C.preset("smartwatch-cpu"), {"model.variant": variant, "model.alpha": 0.5}))
+    assert explicit.model.alpha == 0.5
 
 
 def test_shared_adapter_needs_an_aligned_variant():
@@ -74,7 +79,7 @@ def test_cell_hash_identity():
     assert C.cell_hash(C.override(base, {"train.device": "cpu"})) == h  # nor where it runs
     assert C.cell_hash(C.override(base, {"model.variant": "vq-vq"})) != h
     # `auto` and the value it resolves to are the same cell; key order does not matter
-    assert C.cell_hash(C.override(base, {"model.alpha": 1.0})) == h
+    assert C.cell_hash(C.override(base, {"model.alpha": C.resolve(base).model.alpha})) == h
     flat = C.flatten(base)
     assert C.cell_hash(C.from_flat(dict(reversed(list(flat.items()))))) == h
     assert C.cell_hash(C.smoke(base)) != h  # smoke trials never match real ones

@@ -142,8 +142,8 @@ def test_zip_groups_move_together():
 
 
 def test_identical_configs_dedupe_to_one_trial():
-    # alpha=None resolves to 0.2 for VQ targets: both values are the same config
-    spec = parse(grid={"model.variant": ["vq-vq"], "model.alpha": [None, 0.2, 0.5]}, seeds=[0, 1])
+    # alpha=None resolves to model.alpha_vq (1.0 at the cpu preset) for VQ targets: both are the same config
+    spec = parse(grid={"model.variant": ["vq-vq"], "model.alpha": [None, 1.0, 0.5]}, seeds=[0, 1])
     assert len(S.expand(spec)) == 2 * 2
 
 
@@ -178,8 +178,8 @@ def test_search_parses_and_expands_to_one_study_per_cell():
     assert spec.search.space["train.lr"] == S.Distribution("loguniform", [1e-4, 1e-2])
     trials = S.expand(spec)
     assert len(trials) == 4 and {t.seed for t in trials} == {0}
-    sampled = S.build_trial(spec, {**trials[0].overrides, "train.lr": 3e-3}, seed=0)
-    assert sampled.config.train.lr == 3e-3 and sampled.cell != trials[0].cell
+    sampled = S.build_trial(spec, {**trials[0].overrides, "train.lr": 5e-3}, seed=0)
+    assert sampled.config.train.lr == 5e-3 and sampled.cell != trials[0].cell
     single = parse(search={**SEARCH, "asha": {"grace_period": 2}})
     assert single.search.metric == ["eval/und/total"] and single.search.asha == S.Asha(2, 2)
 

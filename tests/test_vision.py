@@ -191,3 +191,19 @@ def test_the_scoring_judge_is_never_a_training_loss(spaces, smoke_cfg, pool, tok
     assert seen == [None, None] and off.loss_judge is None and "loss_judge" not in off.trained
     assert not any(k.startswith("stage0/loss_judge") for k in off.quality)
     assert torch.equal(off.judge.stages[0][0].weight, on.judge.stages[0][0].weight)  # the same scorer either way
+
+
+def test_local_vq_codes_see_only_their_own_patch():
+    """vision.vq_encoder local: a code describes its own patch, so a prompt that names a corner's content can
+    predict that corner's code; the Mixer encoder spreads one patch's change over every latent."""
+    from unified.vision.vq import VQVAE
+
+    torch.manual_seed(0)
+    pixels = torch.rand(1, 3, 32, 32) * 2 - 1
+    changed = pixels.clone()
+    changed[:, :, :8, :8] = -changed[:, :, :8, :8]  # the top-left patch, token 0 of the 4 x 4 grid
+    for local in (True, False):
+        vq = VQVAE(32, 8, codebook_size=16, dim=4, width=16, local=local)
+        moved = (vq.latents(changed) - vq.latents(pixels)).abs().amax(-1)[0]  # [16]
+        assert moved[0] > 0
+        assert (moved[1:].max() == 0) == local, (local, moved)

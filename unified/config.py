@@ -26,6 +26,7 @@ ADAPTERS = ("auto", "linear", "mlp")
 AFFINE_TARGETS = ("input", "generation", "both")
 BACKBONE_SIZES = ("tiny", "small", "base")
 VQ_ENCODERS = ("local", "mixer")
+BACKBONE_INITS = ("random", "text")
 FREQ_TASKS = ("vqa", "caption", "gen")
 
 
@@ -97,6 +98,8 @@ class ModelConfig:
 class BackboneConfig:
     size: str = "tiny"  # tiny | small | base: the model-scale axis (widths in unified/backbone.py)
     path: str = ""  # a local causal-LM checkpoint directory; overrides size
+    init: str = "random"  # random | text: pretrain the built backbone on the domain's language first (stage 0)
+    text_steps: int = 1000  # steps of that text pretraining (unified/text_prior.py)
 
 
 @dataclass
@@ -183,7 +186,7 @@ def smoke(cfg: ExperimentConfig) -> ExperimentConfig:
     cfg.data = dataclasses.replace(cfg.data, resolution=32, n_images=256, n_test=64, hands="h", battery_step=20,
                                    battery_text=False, und_samples=256, gen_samples=256, total_samples=total)
     cfg.vision = dataclasses.replace(cfg.vision, patch=8, siglip_dim=32, siglip_layers=1, siglip_steps=60,
-                                     vq_codebook=64, vq_steps=300, decoder_steps=200, judge_steps=600,
+                                     vq_codebook=64, vq_steps=600, decoder_steps=200, judge_steps=600,
                                      judge_noise=0.3, stage0_batch=32, vq_width=64, decoder_width=64,
                                      siglip_path="", vq_path="", decoder_path="", judge_path="",
                                      loss_judge_path="")
@@ -342,6 +345,10 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     _check_choice("vision.vq_encoder", cfg.vision.vq_encoder, VQ_ENCODERS)
     if not cfg.backbone.path:
         _check_choice("backbone.size", cfg.backbone.size, BACKBONE_SIZES)
+    _check_choice("backbone.init", cfg.backbone.init, BACKBONE_INITS)
+    if cfg.backbone.init == "text" and cfg.backbone.path:
+        raise ConfigError("backbone.init=text pretrains a built backbone on the domain's text; backbone.path is a "
+                          "checkpoint that arrives pretrained: set one of them")
     if d.resolution % cfg.vision.patch:
         raise ConfigError(f"data.resolution ({d.resolution}) must be a multiple of vision.patch ({cfg.vision.patch})")
     if m.affine_strength < 0:
@@ -350,7 +357,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     for key in ("data.n_images", "data.n_test", "train.batch_size", "train.eval_points"):
         if flat[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {flat[key]}")
-    for key in ("data.und_samples", "data.gen_samples", "train.steps", "train.eval_items", "train.gen_eval_items"):
+    for key in ("data.und_samples", "data.gen_samples", "train.steps", "train.eval_items", "train.gen_eval_items",
+                "backbone.text_steps"):
         if flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]}")
     for key in ("data.caption_share", "data.extra_turn_p", "train.warmup"):

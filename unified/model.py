@@ -10,7 +10,9 @@ predicts image token k.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import inspect
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -220,10 +222,13 @@ def _inference(model: nn.Module):
         model.train(was_training)
 
 
-def build_model(cfg: ExperimentConfig, vocab_size: int, special: dict[str, int], in_space, out_space) -> UnifiedModel:
+def build_model(cfg: ExperimentConfig, vocab_size: int, special: dict[str, int], in_space, out_space,
+                backbone_path: str | Path | None = None) -> UnifiedModel:
     """A UnifiedModel for a resolved config. A space is anything with `kind` ("siglip" | "vq"), `n_tokens`,
-    `dim` and, for VQ output, `codebook` [K, dim]. Initialisation is seeded by `cfg.seed` (the global RNG is left
-    as it was); the affine maps by `cfg.data.seed`, so every trial of a dataset shares them."""
+    `dim` and, for VQ output, `codebook` [K, dim] (and, for SigLIP output, `train` features). Initialisation is
+    seeded by `cfg.seed` (the global RNG is left as it was); the affine maps by `cfg.data.seed`, so every trial of
+    a dataset shares them. `backbone_path` loads the backbone from that checkpoint (the text prior of
+    `backbone.init: text`, unified/text_prior.py) instead of `cfg.backbone`."""
     m = cfg.model
     if "auto" in (m.adapter_und, m.adapter_gen, m.shared_adapter) or m.alpha is None:
         raise ValueError("build_model needs a resolved config: call unified.config.resolve first")
@@ -232,7 +237,8 @@ def build_model(cfg: ExperimentConfig, vocab_size: int, special: dict[str, int],
             raise KeyError(f"special token {name} missing from special ids {sorted(special)}")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        backbone = build_backbone(cfg.backbone, vocab_size, MAX_POSITIONS)
+        bcfg = cfg.backbone if backbone_path is None else dataclasses.replace(cfg.backbone, path=str(backbone_path))
+        backbone = build_backbone(bcfg, vocab_size, MAX_POSITIONS)
         hidden = backbone.get_input_embeddings().embedding_dim
         und_adapter = make_adapter(m.adapter_und, in_space.dim, hidden)
         if m.shared_adapter:

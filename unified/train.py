@@ -31,6 +31,7 @@ from unified.data.tasks import build_samples
 from unified.data.tokenizer import build_tokenizer, special_ids
 from unified.errors import DivergenceError
 from unified.evaluate import evaluate
+from unified.text_prior import build_text_prior
 from unified.model import build_model
 from unified.vision.features import pick_device
 from unified.vision.stage0 import build_spaces
@@ -80,10 +81,12 @@ class Trainer:
         in_name, out_name = cfg.model.variant.split("-")
         self.in_space, self.out_space = self.spaces.space(in_name), self.spaces.space(out_name)
         self.data = build_samples(cfg, self.pool, self.tokenizer, self.in_space.n_tokens, self.out_space.n_tokens)
+        prior = build_text_prior(cfg, self.pool, self.tokenizer, cache_dir) if cfg.backbone.init == "text" else None
         self.setup_s = time.perf_counter() - t0
 
         torch.manual_seed(cfg.seed)  # init depends on the seed only, not on what stage 0 consumed
-        self.model = build_model(cfg, len(self.tokenizer), self.special, self.in_space, self.out_space).to(self.device)
+        self.model = build_model(cfg, len(self.tokenizer), self.special, self.in_space, self.out_space,
+                                 backbone_path=prior).to(self.device)
         self.ddp = self.model
         if self.world > 1:
             self.ddp = torch.nn.parallel.DistributedDataParallel(self.model, find_unused_parameters=True)

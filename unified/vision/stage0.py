@@ -94,7 +94,7 @@ class VisualSpaces:
 # ---------------------------------------------------------------- caching
 
 
-def _cached_dir(root: Path, name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
+def cached_dir(root: Path, name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
     """Return (folder, built_now). Builds into a temporary sibling, then renames it into place."""
     final = root / name
     if final.is_dir():
@@ -168,7 +168,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
             seconds[name] = time.perf_counter() - t0
             (folder / "build.json").write_text(json.dumps({"seconds": seconds[name], "key": keys[name]}))
 
-        folder, built = _cached_dir(root, f"{name}-{stable_hash(keys[name])}", build)
+        folder, built = cached_dir(root, f"{name}-{stable_hash(keys[name])}", build)
         folders.append(f"stage0/{folder.name}")
         models[name] = load(folder).to(device)
         if built:
@@ -217,7 +217,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
 
     feature_key = stable_hash({"version": STAGE0_VERSION, "pool": pool.key,
                                **{name: stable_hash(k) for name, k in keys.items()}})
-    folder, built = _cached_dir(root, f"features-{feature_key}",
+    folder, built = cached_dir(root, f"features-{feature_key}",
                                 lambda f: _write_features(f, models, pool, None if v.siglip_path else tokenizer,
                                                                           siglip_train, device))
     if built:
