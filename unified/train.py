@@ -31,8 +31,8 @@ from unified.data.tasks import build_samples
 from unified.data.tokenizer import build_tokenizer, special_ids
 from unified.errors import DivergenceError
 from unified.evaluate import evaluate
-from unified.text_prior import build_text_prior
 from unified.model import build_model
+from unified.text_prior import build_text_prior
 from unified.vision.features import pick_device
 from unified.vision.stage0 import build_spaces
 
