@@ -44,15 +44,16 @@ def llama_config(size: str, vocab_size: int, max_positions: int) -> LlamaConfig:
 def build_backbone(bcfg: BackboneConfig, vocab_size: int, max_positions: int) -> torch.nn.Module:
     """A causal LM whose input/output word tables have exactly `vocab_size` rows.
 
-    With `bcfg.path`, the checkpoint is loaded offline in float32. Our word-level vocabulary replaces the
-    checkpoint's tokenizer, so its word tables are resized to `vocab_size` when they differ: rows are reused by
-    index (their meaning is lost; new rows start at the old rows' mean) and what transfers is the transformer
-    itself. `max_positions` then comes from the checkpoint's own config.
+    With `bcfg.path`, the checkpoint is loaded offline in float32, and `vocab_size` is its own tokenizer's
+    (`data.tokenizer_path`, config.resolve insists) plus our sequence markers appended after its ids: the word
+    tables grow by those rows (started at the old rows' mean) and every existing row keeps its meaning. A table
+    padded beyond the tokenizer is cut to it, which drops only ids the tokenizer never emits.
+    `max_positions` then comes from the checkpoint's own config.
     """
     if bcfg.path:
         with no_progress_bars():
             model = AutoModelForCausalLM.from_pretrained(bcfg.path, local_files_only=True, dtype=torch.float32)
         if model.get_input_embeddings().num_embeddings != vocab_size:
-            model.resize_token_embeddings(vocab_size)
+            model.resize_token_embeddings(vocab_size, mean_resizing=True)
         return model
     return LlamaForCausalLM(llama_config(bcfg.size, vocab_size, max_positions))

@@ -346,6 +346,10 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if not cfg.backbone.path:
         _check_choice("backbone.size", cfg.backbone.size, BACKBONE_SIZES)
     _check_choice("backbone.init", cfg.backbone.init, BACKBONE_INITS)
+    if cfg.backbone.path and not d.tokenizer_path:
+        raise ConfigError("backbone.path needs data.tokenizer_path: a checkpoint's embeddings mean its own "
+                          "tokenizer's ids (usually the same directory); our word-level vocabulary would reuse "
+                          "its rows for other words")
     if cfg.backbone.init == "text" and cfg.backbone.path:
         raise ConfigError("backbone.init=text pretrains a built backbone on the domain's text; backbone.path is a "
                           "checkpoint that arrives pretrained: set one of them")

@@ -24,9 +24,17 @@ NO_SPACE_AFTER = {":", "-", "'"}
 
 
 def build_tokenizer(domain: str, path: str = "") -> PreTrainedTokenizerFast:
-    """The domain's tokenizer, or the one saved in the local directory `path` (paper scale)."""
+    """The domain's tokenizer, or the one saved in the local directory `path` (paper scale: the checkpoint's own
+    subword tokenizer). Our sequence markers (`<img_in>`, `<ans>`, ...) are added to a loaded tokenizer that
+    lacks them, after its own ids, so a checkpoint's embedding rows keep their meaning."""
     if path:
-        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+        tok = PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+        missing = [s for s in SPECIALS if s not in tok.get_vocab()]
+        if missing:
+            tok.add_special_tokens({"additional_special_tokens": missing})
+        if tok.pad_token is None:
+            tok.pad_token = "<pad>"
+        return tok
     words = set(NUMBERS)
     for text in get_domain(domain).vocabulary_texts():
         words.update(re.findall(WORD, text.lower()))
@@ -58,9 +66,19 @@ def encode(tok, texts: list[str]) -> list[list[int]]:
     return [backend.encode(text, add_special_tokens=False).ids for text in texts]
 
 
+def is_word_level(tok) -> bool:
+    return type(tok.backend_tokenizer.model).__name__ == "WordLevel"
+
+
 def detokenize(tok, ids) -> str:
-    """Ids -> text, stopping at `<eos>` and dropping special tokens; punctuation re-attached ("03:45", "60%")."""
+    """Ids -> text, stopping at `<eos>` and dropping special tokens. Our word-level tokens are joined with the
+    punctuation re-attached ("03:45", "60%"); any other tokenizer decodes with its own `decode` (a BPE's "Ġ"
+    markers and split digits are its business, not ours)."""
     specials = special_ids(tok)
+    if not is_word_level(tok):
+        ids = [int(i) for i in ids]
+        ids = ids[: ids.index(specials["<eos>"])] if specials["<eos>"] in ids else ids
+        return tok.decode(ids, skip_special_tokens=True).strip()
     words = []
     for i in (int(i) for i in ids):
         if i == specials["<eos>"]:
