@@ -346,10 +346,6 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     if not cfg.backbone.path:
         _check_choice("backbone.size", cfg.backbone.size, BACKBONE_SIZES)
     _check_choice("backbone.init", cfg.backbone.init, BACKBONE_INITS)
-    if cfg.backbone.path and not d.tokenizer_path:
-        raise ConfigError("backbone.path needs data.tokenizer_path: a checkpoint's embeddings mean its own "
-                          "tokenizer's ids (usually the same directory); our word-level vocabulary would reuse "
-                          "its rows for other words")
     if cfg.backbone.init == "text" and cfg.backbone.path:
         raise ConfigError("backbone.init=text pretrains a built backbone on the domain's text; backbone.path is a "
                           "checkpoint that arrives pretrained: set one of them")
@@ -374,6 +370,10 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
                 "vision.decoder_path", "vision.judge_path", "vision.loss_judge_path"):
         if flat[key] and not os.path.isdir(flat[key]):
             raise ConfigError(f"{key}: {flat[key]!r} is not a directory (a local checkpoint directory is expected)")
+    if cfg.backbone.path and not d.tokenizer_path:
+        raise ConfigError("backbone.path needs data.tokenizer_path: a checkpoint's embeddings mean its own "
+                          "tokenizer's ids (usually the same directory); our word-level vocabulary would reuse "
+                          "its rows for other words")
 
     if d.gen_ratio is not None:  # the ratio decides the split; keep the derived counts, drop the dials
         if d.gen_ratio < 0:
