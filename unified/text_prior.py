@@ -23,6 +23,7 @@ from unified.config import BackboneConfig, stable_hash
 from unified.data.dataset import pool_key
 from unified.data.domains import get_domain
 from unified.data.tokenizer import encode, special_ids
+from unified.quiet import no_progress_bars
 from unified.vision.fit import fit
 
 VERSION = 1  # bump when the corpus or the training loop changes what a cached prior would contain
@@ -106,7 +107,8 @@ def build_text_prior(cfg, pool, tokenizer, cache_dir) -> Path:
             backbone = build_backbone(BackboneConfig(size=cfg.backbone.size), len(tokenizer), MAX_POSITIONS)
             docs = corpus(cfg, pool.attrs("train"), tokenizer)
             stats = train_prior(backbone, docs, cfg.backbone.text_steps, special_ids(tokenizer)["<pad>"], gen)
-        backbone.save_pretrained(str(tmp))
+        with no_progress_bars():
+            backbone.save_pretrained(str(tmp))
         meta = {"seconds": time.perf_counter() - t0, "loss": stats["loss"], "key": prior_key(cfg)}
         (tmp / "build.json").write_text(json.dumps(meta))
 
