@@ -29,8 +29,9 @@ score minus its own run's measured chance level (constant answer; prompt-blind g
   **contradicted** = wholly on the other side; **inconclusive** = it straddles 0, or only one seed (interval
   unavailable). Identical values in every seed give no interval: the exact sign-flip p decides (with 5 seeds it
   cannot go below 0.0625, so such a comparison is inconclusive), never a zero-width interval.
-- finding: **untestable** if every comparison is; else **contradicted** if any is, **reproduced** if every
-  testable one is, else **inconclusive** (the detail lists the untestable ones); **not run** when the sweep lacks
+- finding: **untestable** if every comparison is; else **split** if some are reproduced and some contradicted
+  (the finding holds in some arms and is reversed in others: read the comparisons), **contradicted** if any is,
+  **reproduced** if every testable one is, else **inconclusive** (the detail lists the untestable ones); **not run** when the sweep lacks
   the arms it needs (the detail names them). Its headline effect and interval are those of the testable
   comparison the verdict hinges on: the most contradicting one, else the weakest (lowest bound on the paper's
   side). Finding 1's understanding and generation sides are two verdicts (`1-und`, `1-gen`).
@@ -73,7 +74,7 @@ UND, GEN = "eval/und/total", "eval/gen/attr_acc"
 SIDES = {"und": (UND, "understanding"), "gen": (GEN, "generation")}  # side -> (metric, single-task arm)
 ALIGNED = ("siglip-siglip", "vq-vq")
 RARE = 0.1  # a concept asked or mentioned at most this often in understanding data counts as rare
-VERDICTS = ("reproduced", "contradicted", "inconclusive", "untestable", "not run")
+VERDICTS = ("reproduced", "contradicted", "split", "inconclusive", "untestable", "not run")
 # Keys a variant fixes by itself (unified.config.resolve): they vary with the variant, not as axes of their own.
 VARIANT_DERIVED = ("model.adapter_und", "model.adapter_gen", "model.alpha", "model.shared_adapter")
 PRIMARY = ("model.variant", "data.domain")  # axes that fix other keys with them (labels name only these)
@@ -556,13 +557,13 @@ def summarise(finding: int, table: pd.DataFrame, note: str = "") -> Verdict:
     if tested.empty:
         verdict, pool = "untestable", table
     elif counts.get("contradicted", 0):
-        verdict, pool = "contradicted", tested
+        verdict, pool = ("split" if counts.get("reproduced", 0) else "contradicted"), tested
     else:
         verdict = "reproduced" if counts.get("reproduced", 0) == len(tested) else "inconclusive"
         pool = tested
     # the headline: the most contradicting comparison (the bound on the paper's side furthest on the wrong
     # side), else the weakest (lowest bound on the paper's side); no interval counts as the weakest
-    if verdict == "contradicted":
+    if verdict in ("contradicted", "split"):
         key = np.where(pool["direction"] > 0, pool["ci_high"], -pool["ci_low"])
     else:
         key = np.where(pool["direction"] > 0, pool["ci_low"], -pool["ci_high"])

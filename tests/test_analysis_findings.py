@@ -251,6 +251,17 @@ def test_zero_spread_is_decided_by_the_sign_flip_test_not_a_zero_width_interval(
     assert set(table["verdict"]) == {"inconclusive"} and "sign-flip" in v.detail
 
 
+def test_a_finding_reproduced_in_one_arm_and_reversed_in_another_is_split():
+    up = F.Comparison("und, model.variant=vq-vq", F.UND, np.array([0.10, 0.12, 0.09, 0.11, 0.13]), +1)
+    down = F.Comparison("und, model.variant=vq-siglip", F.UND, np.array([-0.10, -0.12, -0.09, -0.11, -0.13]), +1)
+    flat = F.Comparison("und, model.variant=siglip-vq", F.UND, np.array([0.05, -0.04, 0.01, -0.02, 0.0]), +1)
+    v = F.decide(3, [up, down, flat], "arms")
+    assert list(v.comparisons["verdict"]) == ["reproduced", "contradicted", "inconclusive"]
+    assert v.verdict == "split" and v.effect == pytest.approx(-0.11)  # the headline: the reversed arm
+    assert F.decide(3, [down, flat], "arms").verdict == "contradicted"
+    assert F.decide(3, [up, flat], "arms").verdict == "inconclusive"
+
+
 def test_verdict_values_are_the_five_words():
     verdicts = F.all_findings(memory("planted"), NO_HISTORIES)
     assert {v.verdict for v in verdicts.values()} <= set(F.VERDICTS)
