@@ -30,11 +30,11 @@ score minus its own run's measured chance level (constant answer; prompt-blind g
   unavailable). Identical values in every seed give no interval: the exact sign-flip p decides (with 5 seeds it
   cannot go below 0.0625, so such a comparison is inconclusive), never a zero-width interval.
 - finding: **untestable** if every comparison is; else **split** if some are reproduced and some contradicted
-  (the finding holds in some arms and is reversed in others: read the comparisons), **contradicted** if any is,
-  **reproduced** if every testable one is, else **inconclusive** (the detail lists the untestable ones); **not run** when the sweep lacks
-  the arms it needs (the detail names them). Its headline effect and interval are those of the testable
-  comparison the verdict hinges on: the most contradicting one, else the weakest (lowest bound on the paper's
-  side). Finding 1's understanding and generation sides are two verdicts (`1-und`, `1-gen`).
+  (the finding holds in some arms and is reversed in others: read the comparisons), **contradicted** if any
+  is, **reproduced** if every testable one is, else **inconclusive** (the detail lists the untestable ones);
+  **not run** when the sweep lacks the arms it needs (the detail names them). Its headline effect and interval
+  are those of the testable comparison the verdict hinges on: the most contradicting one, else the weakest
+  (lowest bound on the paper's side). Finding 1's understanding and generation sides are two verdicts (`1-und`, `1-gen`).
 
 Per finding: the claim (paper's direction), the arms it needs (config keys), the per-seed number, the family.
 1. Mixed beats single-task on both sides. Arms: `data.tasks` mixed + understanding and/or generation, same
