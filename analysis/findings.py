@@ -34,7 +34,8 @@ score minus its own run's measured chance level (constant answer; prompt-blind g
   is, **reproduced** if every testable one is, else **inconclusive** (the detail lists the untestable ones);
   **not run** when the sweep lacks the arms it needs (the detail names them). Its headline effect and interval
   are those of the testable comparison the verdict hinges on: the most contradicting one, else the weakest
-  (lowest bound on the paper's side). Finding 1's understanding and generation sides are two verdicts (`1-und`, `1-gen`).
+  (lowest bound on the paper's side). Finding 1's understanding and generation sides are two verdicts
+  (`1-und`, `1-gen`).
 
 Per finding: the claim (paper's direction), the arms it needs (config keys), the per-seed number, the family.
 1. Mixed beats single-task on both sides. Arms: `data.tasks` mixed + understanding and/or generation, same
