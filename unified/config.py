@@ -190,7 +190,7 @@ def smoke(cfg: ExperimentConfig) -> ExperimentConfig:
                                      judge_noise=0.3, stage0_batch=32, vq_width=64, decoder_width=64,
                                      siglip_path="", vq_path="", decoder_path="", judge_path="",
                                      loss_judge_path="")
-    cfg.backbone = dataclasses.replace(cfg.backbone, size="tiny", path="")
+    cfg.backbone = dataclasses.replace(cfg.backbone, size="tiny", path="", text_steps=100)
     cfg.train = dataclasses.replace(cfg.train, steps=0, batch_size=32, eval_points=2, eval_items=16,
                                     gen_eval_items=16)
     return cfg
