@@ -123,6 +123,11 @@ def test_ready_vouches_for_a_complete_cache_only(smoke_cfg, pool, tokenizer, cac
     assert ready.is_ready(cfg, tmp_path)
     assert not ready.is_ready(dataclasses.replace(cfg, vision=dataclasses.replace(cfg.vision, siglip_steps=4)),
                               tmp_path)
+    weights = next((tmp_path / "stage0").glob("vq-*")) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])  # a truncated copy on shared storage
+    assert not ready.is_ready(cfg, tmp_path)
+    assert "vq" in build_spaces(cfg, pool, tokenizer, tmp_path).trained  # rebuilt, not loaded
+    assert ready.is_ready(cfg, tmp_path)
     shutil.rmtree(next((tmp_path / "stage0").glob("features-*")))  # a cache cleaned since
     assert not ready.is_ready(cfg, tmp_path)
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unified.cache import cached_dir
 from unified.config import BackboneConfig, stable_hash
 from unified.data.dataset import pool_key
 from unified.data.domains import get_domain
@@ -95,7 +96,6 @@ def build_text_prior(cfg, pool, tokenizer, cache_dir) -> Path:
     """The cached prior's folder (built on first use): a checkpoint `backbone.path` can point at."""
     from unified.backbone import build_backbone
     from unified.model import MAX_POSITIONS
-    from unified.vision.stage0 import cached_dir
 
     folder = prior_dir(cfg, cache_dir)
 

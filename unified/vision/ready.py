@@ -4,7 +4,8 @@
 `data` and `vision` sections (everything stage 0 depends on, and more) and `STAGE0_VERSION`; the file lists
 the folders the config's stage 0 reads. The sweep driver asks `is_ready` before every launch: importing the
 vision stack costs about 7 s, which a warm cache need not pay. A config not seen before, or a folder deleted
-since, reads as not ready, and the driver builds (or loads) as before.
+since, or one whose files no longer match their manifest (unified/cache.py: truncated, altered), reads as not
+ready, and the driver builds (or loads, rebuilding what is damaged) as before.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import uuid
 from pathlib import Path
 
+from unified.cache import damage
 from unified.config import flatten, stable_hash
 
 STAGE0_VERSION = 1  # bump when a change to unified/vision changes what a cached part would contain
@@ -40,4 +42,4 @@ def is_ready(cfg, cache_dir) -> bool:
         folders = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return all((Path(cache_dir) / f).is_dir() for f in folders)
+    return all((Path(cache_dir) / f).is_dir() and damage(Path(cache_dir) / f) is None for f in folders)

@@ -4,7 +4,8 @@
 (docs/INTERFACES.md). Each part lives in `<cache_dir>/stage0/<part>-<hash>/`, the hash covering exactly what
 determines it (the pool's key, its vision settings, the parts it depends on, `STAGE0_VERSION`); the frozen
 features and quality numbers of a set of parts live in `<cache_dir>/stage0/features-<hash>/`. Folders are
-written to a temporary sibling and `os.replace`d into place, so concurrent trials never see half a cache.
+built by one builder at a time and checked against their manifests (unified/cache.py), so concurrent trials or
+nodes never see half a cache, build a part twice, or train on a damaged one.
 All randomness comes from `data.seed`. A training step never runs a frozen encoder: it reads `space(name)`.
 The SigLIP space is served PCA-whitened (features.Whitening, fitted on the train features; `decode` undoes it).
 
@@ -15,16 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from unified.cache import cached_dir
 from unified.config import stable_hash
 from unified.data.domains import get_domain
 from unified.vision import decoder as dec
@@ -91,24 +90,7 @@ class VisualSpaces:
         return self
 
 
-# ---------------------------------------------------------------- caching
-
-
-def cached_dir(root: Path, name: str, build: Callable[[Path], None]) -> tuple[Path, bool]:
-    """Return (folder, built_now). Builds into a temporary sibling, then renames it into place."""
-    final = root / name
-    if final.is_dir():
-        return final, False
-    tmp = root / f".tmp-{name}-{uuid.uuid4().hex}"
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-        os.replace(tmp, final)
-    except OSError:
-        if not final.is_dir():  # not a lost race: a real error
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)  # a concurrent builder won; its result is as good as ours
-    return final, True
+# ---------------------------------------------------------------- randomness
 
 
 def _generator(data_seed: int, part: str) -> torch.Generator:
