@@ -9,7 +9,7 @@ export RAY_TRAIN_HEALTH_CHECK_INTERVAL_S ?= 0.2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install demo test bench clean
+.PHONY: install browser demo test bench clean
 
 install: $(STAMP)
 
@@ -26,9 +26,14 @@ demo: install
 	.venv/bin/unisweep run sweeps/quickstart.yaml
 	.venv/bin/unisweep report quickstart
 
+# A real headless chromium opens report.html in the MLflow UI (tests/test_report_browser.py): Debian's chromium
+# and chromium-driver from apt-get, only where they are missing (scripts/install_browser.sh).
+browser:
+	sh scripts/install_browser.sh
+
 # Two workers, whole files each: the suite waits on Ray and MLflow about half the time (BENCHMARKS.md).
 # The ten slowest tests close the output: the suite must stay under 20 minutes with the install.
-test: install
+test: install browser
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 bench: install

@@ -4,9 +4,10 @@ tables and figures out).
     data = load(uri, ["quickstart"])        # SweepData(trials, histories, parents, cached)
 
 `trials`: one row per trial run — run_id, name, status, start/end time, the tags `sweep`, `cell`, `seed`,
-`variant`, `smoke`, `stopped_early`, every param under its dotted key typed back to bool / int / float / str (params are
-stored as strings), and every metric's latest value (MLflow keeps the value at the highest step: the final
-eval point). `histories`: the eval keys at every step, long (run_id, key, step, value).
+`variant`, `smoke`, `stopped_early`, `study` (a search sample's Optuna study), every param under its dotted key
+typed back to bool / int / float / str (params are stored as strings), and every metric's latest value (MLflow
+keeps the value at the highest step: the final eval point). `histories`: the eval keys at every step, long
+(run_id, key, step, value).
 
 Two ways in. Through the tracking API (any store, and the only way over HTTP): runs from
 `sweeps.tracking.search_trials` (paged), histories with one `get_metric_history` per run and key in a thread
@@ -22,6 +23,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,11 +36,11 @@ from sweeps.errors import NotFound
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
-               tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early"}
+               tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early", tracking.STUDY: "study"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit
 THREADS = 16  # history reads wait on I/O (HTTP) or on SQLite; more threads than cores pays off
 IDENTITY = {"run_id", "name", "status", "start_time", "end_time"}
-CACHE_VERSION = 1  # bump when the frames' layout changes
+CACHE_VERSION = 2  # bump when the frames' layout changes
 
 
 @dataclass
@@ -139,7 +141,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                             dtype="Int64")
     data["smoke"] = np.array([v == "true" for v in data["smoke"]])
     data["stopped_early"] = np.array([v == "true" for v in data["stopped_early"]])  # ASHA stopped it early
-    for key in ("run_id", "name", "status", "sweep", "cell", "variant"):
+    for key in ("run_id", "name", "status", "sweep", "cell", "variant", "study"):
         data[key] = pd.array(data[key], dtype="str")
     data["start_time"] = pd.array(data["start_time"], dtype="Int64")
     data["end_time"] = pd.array(data["end_time"], dtype="Int64")
@@ -281,17 +283,41 @@ def download_images(uri: str, run_ids: list[str], dst: str | Path,
     return out
 
 
-def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path, prefix: str = "report",
-                  tags: dict[str, str] | None = None) -> None:
-    """Log the report's files as artifacts of each sweep's parent run, under `prefix/`, keeping their layout, and
-    `tags` (the verdicts) on it."""
+def spec_texts(uri: str, parent_ids: dict[str, str]) -> dict[str, str]:
+    """{sweep: the spec YAML its parent run holds}; a parent without `spec.yaml` is left out."""
+    from mlflow import MlflowClient
+
+    client, out = MlflowClient(uri), {}
+    with _no_progress_bars():
+        for sweep, run_id in parent_ids.items():
+            if "spec.yaml" in {f.path for f in client.list_artifacts(run_id)}:
+                out[sweep] = tracking.spec_text(client, run_id)
+    return out
+
+
+def parent_tag(uri: str, parent_ids: dict[str, str], key: str) -> dict[str, str]:
+    """{sweep: the value of tag `key` on its parent run}; parents without it are left out."""
     from mlflow import MlflowClient
 
     client = MlflowClient(uri)
+    tags = {sweep: client.get_run(run_id).data.tags for sweep, run_id in parent_ids.items()}
+    return {sweep: t[key] for sweep, t in tags.items() if key in t}
+
+
+def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path, prefix: str = "report",
+                  tags: dict[str, str] | None = None, metrics: dict[str, float] | None = None) -> None:
+    """Log the report's files as artifacts of each sweep's parent run, under `prefix/`, keeping their layout, and
+    `tags` and `metrics` (the verdicts, for the runs table to sort and filter by) on it."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, RunTag
+
+    client = MlflowClient(uri)
+    now = int(time.time() * 1000)
+    values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
     with _no_progress_bars():
         for run_id in parent_ids:
-            for key, value in (tags or {}).items():
-                client.set_tag(run_id, key, value)
+            if tags or values:  # one request per parent, not one per verdict (over HTTP each is a round trip)
+                client.log_batch(run_id, metrics=values, tags=[RunTag(k, v) for k, v in (tags or {}).items()])
             for path in files:
                 sub = Path(prefix) / path.relative_to(root).parent
                 client.log_artifact(run_id, str(path), sub.as_posix())

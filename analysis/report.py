@@ -1,13 +1,16 @@
-"""`unisweep report SWEEP [SWEEP ...]`: the findings of one or more sweeps as a Markdown report with figures.
+"""`unisweep report SWEEP [SWEEP ...]`: the findings of one or more sweeps as a report with figures.
 
-    unisweep report quickstart [--tracking-uri URI] [--experiment NAME] [--out DIR]   # default reports/quickstart
+    unisweep report quickstart [--tracking-uri URI] [--experiment NAME] [--out DIR] [--storage DIR]
 
-Writes `report.md` (the verdict table first, then each finding's comparisons and figure), `findings.csv` and
-`figures/*.png` under the out directory, prints the verdict table, and logs the report and figures as
-artifacts of each sweep's parent run under `report/`, so the MLflow UI shows them beside the sweep. Reading
-MLflow is analysis/query.py's job; the frames it returns are cached under `<out>/.cache`, so a second report
-of an unchanged sweep skips the metric histories. Smoke runs (`--smoke`) are analysed only when a sweep has no
-other runs. Seconds for a quickstart; see BENCHMARKS.md for 10,000 trials.
+Writes `report.md` (the verdict table first, then each finding's comparisons and figure, each search's study,
+the generated images), the same as one self-contained `report.html` (figures inline: the MLflow UI shows it
+whole, analysis/html.py), `findings.csv` and `figures/*.png` under the out directory (default
+reports/<sweep>), prints the verdict table, and logs the report and figures as artifacts of each sweep's parent
+run under `report/`, with each verdict as a tag and its effect and interval as metrics, so the MLflow UI shows
+them beside the sweep and its runs table sorts by them. Both documents are rendered from one list of blocks
+(analysis/document.py). Reading MLflow is analysis/query.py's job; the frames it returns are cached under
+`<out>/.cache`, so a second report of an unchanged sweep skips the metric histories. Smoke runs (`--smoke`) are
+analysed only when a sweep has no other runs. Seconds for a quickstart; see BENCHMARKS.md for 10,000 trials.
 """
 
 from __future__ import annotations
@@ -22,20 +25,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import document as D
 from analysis import findings as F
-from analysis import floors, query
+from analysis import floors, html, query, search_report
+from sweeps import tracking
 from sweeps.errors import NotFound
 
 FIGURES = {"1-und": "mutual_benefit_und.png", "1-gen": "mutual_benefit_gen.png", "2": "data_scaling.png",
            "3": "alignment.png", "4": "affine.png", "5": "mix_ratio.png", "6": "concept_transfer.png",
            "7": "llm_vs_adapters.png", "8": "model_scale.png"}
 IMAGES = "generated_images.png"
+IMAGE_TRIES = 5  # runs per variant asked for images before the figure leaves the variant out
 
 
 def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experiment: str = "unisweep",
-                 cache_dir: str | Path | None = None, attach: bool = True) -> dict[str, F.Verdict]:
+                 cache_dir: str | Path | None = None, attach: bool = True, storage: str | None = None
+                 ) -> dict[str, F.Verdict]:
     """Write the report of `sweeps` into `out_dir` and onto each sweep's parent run; return {"1-und": Verdict, ...}
-    (keys as F.all_findings). Each verdict is also a tag `unisweep.verdict.<key>` of the parent runs."""
+    (keys as F.all_findings). On the parent runs each verdict is also a tag `finding.<key>.verdict` and metrics
+    `finding.<key>.effect`, `.ci_low`, `.ci_high` (where finite). `storage`: where the searches' Optuna studies
+    live, if not where their specs say (analysis/studies.py)."""
     sweeps = [sweeps] if isinstance(sweeps, str) else list(sweeps)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -49,16 +58,30 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
         analysed = analyse(uri, sweeps, data, out, cache)
         save_analysis(derived, *analysed)
     trials, verdicts, figures, notes = analysed
+    # Searches are drawn afresh each time: their studies live outside MLflow, so its cache key cannot vouch for them.
+    searches, search_figures = search_report.section(
+        query.spec_texts(uri, data.parents), trials, out / "figures", storage,
+        recorded=query.parent_tag(uri, data.parents, tracking.STORAGE))
 
-    (out / "report.md").write_text(render(sweeps, uri, trials, verdicts, figures, notes, data.cached))
+    doc = blocks(sweeps, uri, trials, verdicts, figures, notes, data.cached, searches)
+    (out / "report.md").write_text(D.markdown(doc))
+    (out / "report.html").write_text(html.render(doc, f"unisweep report: {', '.join(sweeps)}"))
     pd.DataFrame([v.row() for v in verdicts.values()]).to_csv(out / "findings.csv", index=False)
     pd.concat([v.comparisons.assign(finding=k) for k, v in verdicts.items() if not v.comparisons.empty]
               or [pd.DataFrame()]).to_csv(out / "comparisons.csv", index=False)
     if attach and data.parents:
-        files = [out / "report.md", out / "findings.csv", out / "comparisons.csv", *figures.values()]
-        query.attach_report(uri, list(data.parents.values()), files, out,
-                            tags={f"unisweep.verdict.{k}": v.verdict for k, v in verdicts.items()})
+        files = [out / name for name in ("report.md", "report.html", "findings.csv", "comparisons.csv")]
+        query.attach_report(uri, list(data.parents.values()), [*files, *figures.values(), *search_figures.values()],
+                            out, tags={f"finding.{k}.verdict": v.verdict for k, v in verdicts.items()},
+                            metrics=verdict_metrics(verdicts))
     return verdicts
+
+
+def verdict_metrics(verdicts: dict[str, F.Verdict]) -> dict[str, float]:
+    """`finding.<key>.effect`, `.ci_low`, `.ci_high` of every verdict where finite (a NaN would sort as a value)."""
+    return {f"finding.{k}.{name}": float(getattr(v, name)) for k, v in verdicts.items()
+            for name in ("effect", "ci_low", "ci_high")
+            if getattr(v, name) is not None and math.isfinite(getattr(v, name))}
 
 
 def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache: Path):
@@ -68,10 +91,7 @@ def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache
         raise NotFound(f"sweep(s) {', '.join(sweeps)} have no FINISHED trial runs yet in {uri}")
     verdicts = F.all_findings(trials, data.histories)
     figures = draw_figures(verdicts, trials, data.histories, out / "figures")
-    images = query.download_images(uri, image_runs(trials), cache / "images")
-    variant_of = trials.set_index("run_id")["variant"]
-    image_path = _plots().image_grid({variant_of[r] or r: files for r, files in images.items()},
-                                     out / "figures" / IMAGES)
+    image_path = _plots().image_grid(shown_images(uri, trials, cache / "images"), out / "figures" / IMAGES)
     if image_path is None:
         notes.append("No trial logged a `generated.png` artifact: the figure of generated images is left out.")
     else:
@@ -157,46 +177,58 @@ def draw_figures(verdicts, trials, histories, folder: Path) -> dict[int, Path]:
     return {k: p for k, p in drawn.items() if p is not None and verdicts[k].verdict != "not run"}
 
 
-def image_runs(trials: pd.DataFrame) -> list[str]:
-    """Per variant, the mixed run of the lowest seed (the one whose generated images the report shows)."""
+def shown_images(uri: str, trials: pd.DataFrame, dst: Path) -> dict[str, dict[str, Path]]:
+    """{variant: its image files}: per variant, the mixed run of the lowest seed that logged `generated.png`;
+    runs logged without images are passed over, looking at no more than `IMAGE_TRIES` runs per variant."""
     mixed = trials[trials.get("data.tasks", pd.Series(index=trials.index, dtype=object)).eq("mixed")]
-    mixed = mixed.sort_values(["variant", "seed", "run_id"])
-    return list(mixed.groupby("variant").head(1)["run_id"])
+    shown = {}
+    for variant, runs in mixed.sort_values(["seed", "run_id"]).groupby("variant", sort=True, dropna=False):
+        for run_id in list(runs["run_id"])[:IMAGE_TRIES]:
+            files = query.download_images(uri, [run_id], dst).get(run_id, {})
+            if "generated.png" in files:
+                shown[variant if isinstance(variant, str) else run_id] = files
+                break
+    return shown
 
 
-# ---------------------------------------------------------------- Markdown
+# ---------------------------------------------------------------- the document (analysis/document.py)
 
 
-def render(sweeps, uri, trials, verdicts, figures, notes, cached) -> str:
+def blocks(sweeps, uri, trials, verdicts, figures, notes, cached, searches=()) -> list[D.Block]:
+    """What report.md and report.html show, in order; `searches`: the blocks of analysis/search_report.py."""
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
-    lines = [f"# unisweep report: {', '.join(sweeps)}", "",
-             f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {seeds}. "
-             "Effects are means over seeds of per-seed paired numbers; intervals are percentile bootstraps over seeds "
-             "widened to Student's t where wider, at each finding's Holm level (rules: `analysis/findings.py`).", "",
-             verdict_table(verdicts, markdown=True), ""]
-    lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    out = [D.Heading(f"unisweep report: {', '.join(sweeps)}", 1),
+           D.Text(f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {seeds}. "
+                  "Effects are means over seeds of per-seed paired numbers; intervals are percentile bootstraps over "
+                  "seeds widened to Student's t where wider, at each finding's Holm level (rules: "
+                  "`analysis/findings.py`)."),
+           D.Table(verdict_frame(verdicts), "verdicts")]
+    out += [D.Bullets(list(notes))] if notes else []
     chance = chance_table(trials)
     if not chance.empty:
-        lines += ["## Every arm against its chance level", "",
-                  "Did each arm learn anything? Its final score beside the chance level its own runs measured "
-                  "(understanding: the best constant answer per question type, chosen on the training images; "
-                  "generation: the judge's accuracy against another item's prompt), and the mean excess over seeds "
-                  "with its 95 % interval. A comparison between arms that both sit at chance is `untestable`.", "",
-                  _markdown_table(chance), ""]
+        out += [D.Heading("Every arm against its chance level"),
+                D.Text("Did each arm learn anything? Its final score beside the chance level its own runs measured "
+                       "(understanding: the best constant answer per question type, chosen on the training images; "
+                       "generation: the judge's accuracy against another item's prompt), and the mean excess over "
+                       "seeds with its 95 % interval. A comparison between arms that both sit at chance is "
+                       "`untestable`."),
+                D.Table(chance)]
     for k, v in verdicts.items():
-        lines += [f"## Finding {k}: {v.claim}", "", f"**{v.verdict}** — {v.detail}", ""]
+        out += [D.Heading(f"Finding {k}: {v.claim}"), D.Text(f"**{v.verdict}** — {v.detail}")]
         if not v.comparisons.empty:
-            lines += ["Arms against their own chance level (score vs chance: mean excess [95 % interval]):", ""]
-            lines += [f"- {r.comparison}: {r.arms_vs_chance or 'no chance level for this metric'}"
-                      for r in v.comparisons.itertuples()] + [""]
-            lines += [_markdown_table(v.comparisons.drop(columns=["arms_vs_chance"])), ""]
+            out += [D.Text("Arms against their own chance level (score vs chance: mean excess [95 % interval]):"),
+                    D.Bullets([f"{r.comparison}: {r.arms_vs_chance or 'no chance level for this metric'}"
+                               for r in v.comparisons.itertuples()]),
+                    D.Table(v.comparisons.drop(columns=["arms_vs_chance"]))]
         if k in figures:
-            lines += [f"![finding {k}](figures/{figures[k].name})", ""]
+            out.append(D.Figure(f"finding {k}", figures[k]))
+    out += list(searches)
     if "images" in figures:
-        lines += ["## Generated images", "", "One mixed run per variant (the lowest seed); real images where logged.",
-                  "", f"![generated images](figures/{IMAGES})", ""]
-    lines.append(f"_Runs read {'from the Parquet cache' if cached else 'from MLflow'}._")
-    return "\n".join(lines) + "\n"
+        out += [D.Heading("Generated images"),
+                D.Text("One mixed run per variant (the lowest seed); real images where logged."),
+                D.Figure("generated images", figures["images"])]
+    out.append(D.Text(f"Runs read {'from the Parquet cache' if cached else 'from MLflow'}.", emphasis=True))
+    return out
 
 
 def chance_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -220,36 +252,18 @@ def chance_table(trials: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def verdict_table(verdicts: dict[str, F.Verdict], markdown: bool = False) -> str:
-    rows = [{"#": k, "verdict": v.verdict, "effect": _num(v.effect), "interval": _interval(v), "n": v.n,
-             "claim": v.claim} for k, v in verdicts.items()]
-    frame = pd.DataFrame(rows)
-    if markdown:
-        return _markdown_table(frame)
-    cells = frame.astype(str).map(lambda v: v if len(v) <= 80 else v[:77] + "...")
+def verdict_frame(verdicts: dict[str, F.Verdict]) -> pd.DataFrame:
+    return pd.DataFrame([{"#": k, "verdict": v.verdict, "effect": D.num(v.effect), "interval": _interval(v), "n": v.n,
+                          "claim": v.claim} for k, v in verdicts.items()])
+
+
+def verdict_table(verdicts: dict[str, F.Verdict]) -> str:
+    """The verdicts as plain text for the terminal (report.md and report.html hold them as a table)."""
+    cells = verdict_frame(verdicts).astype(str).map(lambda v: v if len(v) <= 80 else v[:77] + "...")
     widths = {c: max(len(c), *cells[c].str.len()) for c in cells}
     lines = [[c for c in cells], *cells.itertuples(index=False)]
     return "\n".join("  ".join(str(v).ljust(widths[c]) for c, v in zip(cells, row, strict=True)).rstrip()
                      for row in lines)  # every column left-aligned: finding keys are text ("1-und")
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    signed = {"effect", "ci_low", "ci_high"}
-
-    def cell(column, v):
-        if isinstance(v, float):
-            return _num(v) if column in signed or not math.isfinite(v) else f"{v:.4g}"
-        return str(v).replace("|", "\\|")
-
-    head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(cell(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
-            for row in frame.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
-
-
-def _num(v) -> str:
-    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.4g}"
 
 
 def _interval(v: F.Verdict) -> str:

@@ -121,15 +121,17 @@ def main() -> None:
     parser.add_argument("--cache-dir", default=None)
     args = parser.parse_args()
     if args.sweep:
-        from sweeps.tracking import absolute_tracking_uri, default_tracking_uri
+        from sweeps.defaults import tracking_uri
 
-        uri = absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else default_tracking_uri()
+        uri = tracking_uri(args.tracking_uri)
         print(json.dumps(sweep_efficiency(args.sweep, uri, args.experiment)))
         return
 
     import ray
 
-    cache_dir = args.cache_dir or os.environ.get("UNISWEEP_CACHE") or str(Path.home() / ".cache" / "unisweep")
+    from unified.config import default_cache_dir
+
+    cache_dir = str(args.cache_dir or default_cache_dir())
     t0 = time.perf_counter()
     ray.init(num_cpus=1, include_dashboard=True, log_to_driver=False)  # one trial at a time, like the baseline
     print(json.dumps({"ray_init_s": round(time.perf_counter() - t0, 2)}))

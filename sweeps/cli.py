@@ -1,29 +1,52 @@
 """The `unisweep` command line.
 
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
-    unisweep plan SPEC [--smoke] [--tracking-uri URI] [--json]   # what a sweep would run; launches nothing
-    unisweep run SPEC [--smoke] [--tracking-uri URI] [--address ADDR] [--storage PATH]   # Ray Tune -> MLflow
-    unisweep resume NAME [--tracking-uri URI] [--experiment E]    # finish an interrupted sweep
-    unisweep status NAME [--tracking-uri URI] [--experiment E]    # trials by status, best so far
-    unisweep runs [--sweep NAME] [--where EXPR] [--json]          # trial runs from MLflow
-    unisweep report SWEEP [--tracking-uri URI] [--out DIR]        # the findings as verdicts, figures, Markdown
+    unisweep plan SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--json]   # what a sweep would run
+    unisweep run SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--address ADDR] [--storage PATH] [--json]
+    unisweep resume NAME [--tracking-uri URI] [--experiment E] [--json]   # finish an interrupted sweep
+    unisweep status NAME [--tracking-uri URI] [--experiment E] [--json]   # trials by status, best so far
+    unisweep runs [--sweep NAME] [--where EXPR] [--json]                  # trial runs from MLflow
+    unisweep report SWEEP [--tracking-uri URI] [--out DIR] [--json]       # the findings as verdicts, Markdown
 
-Exit codes: 0 when every trial finished, 1 when a trial failed, 2 for bad input (a one-line reason), 130
-when Ctrl-C stopped the sweep and 143 after SIGTERM, e.g. `ray job stop` (`unisweep resume NAME` runs what it
-cut short or never started).
+Where (each a flag, else an environment variable, else a default):
+  store       --tracking-uri, else $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else sqlite:///<cwd>/mlflow.db
+  experiment  --experiment, else $MLFLOW_EXPERIMENT_NAME, else for plan/run the spec's tracking.experiment (else
+              unisweep); for a sweep's name (resume, status, runs --sweep, report) the experiment holding its
+              parent run (one in several experiments: name it)
+  Ray         --address, else $RAY_ADDRESS, else a local Ray
+  caches      --cache-dir, else $UNISWEEP_CACHE, else ~/.cache/unisweep
+--json prints one JSON object on stdout (its keys in each command's --help; `runs --json` a list); everything
+else goes to stderr.
+
+Exit codes (run, resume, status):
+  0    every trial FINISHED
+  1    a trial FAILED and none is left to run (run and resume name them on stderr)
+  2    bad input, e.g. no such spec, sweep or experiment: a one-line reason on stderr
+  3    unfinished: a trial still RUNNING or SCHEDULED (the sweep runs, or was interrupted: `unisweep resume NAME`)
+  130  Ctrl-C stopped the sweep; 143: a SIGTERM did (e.g. `ray job stop`). `unisweep resume NAME` runs the
+       trials it cut short or never started
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.metadata
 import json
 import math
 import os
+import re
 import sys
 import time
+from pathlib import Path
 
-from sweeps.errors import NotFound
+from sweeps import defaults
+from sweeps.errors import Ambiguous, NotFound
+from sweeps.output import print_json, stdout_to_stderr
 from unified import config as C
+
+OK, FAILED, BAD_INPUT, UNFINISHED = 0, 1, 2, 3  # exit codes; 128 + the signal after an interrupt
+CODES = {"finished": OK, "failed": FAILED, "unfinished": UNFINISHED}
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, str]:
@@ -66,15 +89,17 @@ def cmd_train(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from sweeps import tracking
+    import dataclasses
+
     from sweeps.plan import format_plan, make_plan
-    from sweeps.spec import load_spec
+    from sweeps.spec import Tracking, load_spec
 
     spec = load_spec(args.spec)
-    uri = tracking.absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else spec.tracking.uri
-    plan = make_plan(spec, args.smoke, uri)
+    where = Tracking(defaults.tracking_uri(args.tracking_uri, spec.tracking.uri),
+                     defaults.experiment_name(args.experiment, spec.tracking.experiment))
+    plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri)
     print(json.dumps(plan.as_json()) if args.json else format_plan(plan))
-    return 0
+    return OK
 
 
 def cmd_run(args) -> int:
@@ -82,24 +107,38 @@ def cmd_run(args) -> int:
     from sweeps.spec import load_spec, spec_text
 
     spec = load_spec(args.spec)
-    result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
-                       args.cache_dir, args.storage, progress=_say)
-    return _summary(result, spec.name)
+    with _json_mode(args):
+        result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
+                           args.cache_dir, args.storage, progress=_say, experiment_name=args.experiment)
+        outcome, code = _summary(result, spec.name)
+    if args.json:
+        print_json(sweep_json(result, spec.name, outcome))
+    return code
 
 
 def cmd_resume(args) -> int:
     from sweeps.driver import resume_sweep
 
-    result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
-                          address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say)
-    return _summary(result, args.name)
+    with _json_mode(args):
+        result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
+                              address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say)
+        outcome, code = _summary(result, args.name)
+    if args.json:
+        print_json(sweep_json(result, args.name, outcome))
+    return code
 
 
 def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _summary(result, name: str) -> int:
+def _json_mode(args):
+    """With --json, whatever the command prints goes to stderr; the caller prints the one JSON object after."""
+    return stdout_to_stderr() if args.json else contextlib.nullcontext()
+
+
+def _summary(result, name: str) -> tuple[str, int]:
+    """The end of `run` and `resume`: the table and counts; the outcome and its exit code."""
     from sweeps.progress import format_table
 
     if result.rows:
@@ -111,88 +150,128 @@ def _summary(result, name: str) -> int:
         left = result.trials - result.skipped - result.finished
         print(f"unisweep: interrupted: `unisweep resume {name}` (same --tracking-uri) runs the {left} trial(s) "
               "left, in the same MLflow runs", file=sys.stderr)
-        return 128 + (result.signum or 2)  # the shell's convention: 130 after Ctrl-C, 143 after SIGTERM
-    if result.failed:
+        outcome, code = "interrupted", 128 + (result.signum or 2)  # the shell's way: 130 after Ctrl-C, 143 SIGTERM
+    elif result.not_run:
+        outcome, code = "unfinished", UNFINISHED
+    elif result.failed:
         print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}", file=sys.stderr)
-        return 1
-    return 0
+        outcome, code = "failed", FAILED
+    else:
+        outcome, code = "finished", OK
+    return outcome, code
 
 
-def _uri(args) -> str:
-    from sweeps import tracking
-
-    return tracking.absolute_tracking_uri(args.tracking_uri) if args.tracking_uri else tracking.default_tracking_uri()
+def sweep_json(result, name: str, outcome: str) -> dict:
+    """`run --json` / `resume --json`: the keys RUN_JSON lists in the help."""
+    return {"sweep": name, "tracking_uri": result.tracking_uri, "experiment": result.experiment,
+            "trials": result.trials, "skipped": result.skipped, "finished": result.finished, "failed": result.failed,
+            "not_run": result.not_run, "interrupted": result.interrupted, "signal": result.signum or None,
+            "outcome": outcome, "wall_s": result.wall_s, "launched": result.rows}
 
 
 def cmd_status(args) -> int:
+    from sweeps import tracking
     from sweeps.report_runs import sweep_status
 
-    status = sweep_status(_uri(args), args.experiment, args.name, args.metric)
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["by_status"].items()))
-    best = status["best"]
-    print(f"sweep {status['sweep']}: {status['trials']} trials ({counts})")
-    print(f"  best {args.metric}: " + ("none yet" if best is None else f"{best[args.metric]:.4f} ({best['name']})"))
-    return 0 if set(status["by_status"]) == {"FINISHED"} else 1
+    uri = defaults.tracking_uri(args.tracking_uri)
+    status = sweep_status(uri, tracking.find_experiment(uri, [args.name], args.experiment), args.name, args.metric)
+    if args.json:
+        print_json(status)
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(status["by_status"].items()))
+        best = status["best"]
+        print(f"sweep {status['sweep']}: {status['trials']} trials ({counts}): {status['outcome']}")
+        print(f"  best {args.metric}: " + ("none yet" if best is None else f"{best['value']:.4f} ({best['name']})"))
+    return CODES[status["outcome"]]
 
 
 def cmd_runs(args) -> int:
+    from sweeps import tracking
     from sweeps.report_runs import format_runs, list_runs
 
-    rows = list_runs(_uri(args), args.experiment, args.sweep, args.where)
+    uri = defaults.tracking_uri(args.tracking_uri)
+    experiment = (tracking.find_experiment(uri, [args.sweep], args.experiment) if args.sweep
+                  else args.experiment or os.environ.get(defaults.EXPERIMENT_ENV))  # None: every experiment
+    rows = list_runs(uri, experiment, args.sweep, args.where)
     print(json.dumps(rows) if args.json else format_runs(rows))
-    return 0
+    return OK
+
+
+def version() -> str:
+    """The installed distribution's version; in a checkout that was never installed, pyproject.toml's."""
+    try:
+        return importlib.metadata.version("unisweep")
+    except importlib.metadata.PackageNotFoundError:
+        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+        return re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)[1]
+
+
+RUN_JSON = ("one JSON object on stdout, everything else on stderr: sweep, tracking_uri, experiment, trials (planned), "
+            "skipped (already FINISHED), finished, failed and not_run (trial names), interrupted, signal, outcome "
+            "(finished, failed, unfinished or interrupted), wall_s, launched (this launch's trials: name, status, "
+            "percent, wall_s, metrics)")
+STATUS_JSON = ("one JSON object: sweep, tracking_uri, experiment, trials, by_status ({MLflow status: count}), outcome "
+               "(finished, failed or unfinished: exit code 0, 1 or 3), metric, best ({name, value} or null)")
+CACHE_HELP = "stage-0 and dataset caches (default: $UNISWEEP_CACHE, else ~/.cache/unisweep)"
+EXIT_CODES = __doc__[__doc__.index("Exit codes"):]
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0])
+    raw = argparse.RawDescriptionHelpFormatter  # keeps the epilog's table as written
+    parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0], formatter_class=raw,
+                                     epilog=__doc__[__doc__.index("Where"):])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train and evaluate one model (no Ray, no MLflow)")
     p.add_argument("--preset", default="smartwatch-cpu", help=f"one of {', '.join(C.PRESETS)}")
     p.add_argument("--smoke", action="store_true", help="shrink the preset to seconds")
-    p.add_argument("--cache-dir", default=None, help="stage-0 and dataset caches (default $UNISWEEP_CACHE "
-                                                      "or ~/.cache/unisweep)")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config keys, e.g. model.variant=vq-vq")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plan", help="what a sweep spec would run; launches nothing")
     p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
     p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: the spec's, else "
-                                                         "$MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
     p.set_defaults(func=cmd_plan)
 
-    p = sub.add_parser("run", help="run a sweep on Ray Tune; every trial logged to MLflow once")
+    p = sub.add_parser("run", help="run a sweep on Ray Tune; every trial logged to MLflow once", epilog=EXIT_CODES,
+                       formatter_class=raw)
     p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
     p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default as for plan)")
+    p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
     _launch_args(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("resume", help="finish an interrupted sweep from the spec its MLflow parent run holds")
+    p = sub.add_parser("resume", help="finish an interrupted sweep from the spec its MLflow parent run holds",
+                       epilog=EXIT_CODES, formatter_class=raw)
     p.add_argument("name", help="the sweep's name (the spec's `name`)")
     p.add_argument("--smoke", action="store_true", help="the smoke sweep of that name (default: the latest "
                                                          "unfinished one)")
-    p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                                                         "sqlite:///<cwd>/mlflow.db)")
-    p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
+    p.add_argument("--tracking-uri", default=None, help=defaults.URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.EXPERIMENT_HELP)
     _launch_args(p)
     p.set_defaults(func=cmd_resume)
 
-    for name, func, text in (("status", cmd_status, "summarise a sweep from MLflow"),
-                             ("runs", cmd_runs, "list trial runs from MLflow")):
-        p = sub.add_parser(name, help=text)
-        if name == "status":
-            p.add_argument("name", help="the sweep's name (the spec's `name`)")
-            p.add_argument("--metric", default="eval/und/total", help="rank runs by this metric")
-        else:
-            p.add_argument("--sweep", default=None, help="only this sweep's trials")
-            p.add_argument("--where", default=None, help="an MLflow filter, e.g. \"params.model.variant = 'vq-vq'\"")
-            p.add_argument("--json", action="store_true", help="JSON instead of the table")
-        p.add_argument("--tracking-uri", default=None, help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
-                                                             "sqlite:///<cwd>/mlflow.db)")
-        p.add_argument("--experiment", default="unisweep", help="MLflow experiment (the spec's tracking.experiment)")
-        p.set_defaults(func=func)
+    p = sub.add_parser("status", help="summarise a sweep from MLflow; the exit code says how it stands",
+                       epilog=EXIT_CODES, formatter_class=raw)
+    p.add_argument("name", help="the sweep's name (the spec's `name`)")
+    p.add_argument("--metric", default="eval/und/total", help="rank runs by this metric")
+    p.add_argument("--tracking-uri", default=None, help=defaults.URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.EXPERIMENT_HELP)
+    p.add_argument("--json", action="store_true", help=STATUS_JSON)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("runs", help="list trial runs from MLflow")
+    p.add_argument("--sweep", default=None, help="only this sweep's trials")
+    p.add_argument("--where", default=None, help="an MLflow filter, e.g. \"params.model.variant = 'vq-vq'\"")
+    p.add_argument("--tracking-uri", default=None, help=defaults.URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.EXPERIMENT_HELP + "; without --sweep, every one")
+    p.add_argument("--json", action="store_true", help="a JSON list of runs instead of the table")
+    p.set_defaults(func=cmd_runs)
 
     from analysis.cli import add_parser as add_report_parser
 
@@ -202,19 +281,20 @@ def make_parser() -> argparse.ArgumentParser:
 
 def _launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="a Ray cluster address, e.g. ray://head:10001 or auto "
-                                                   "(default: a local Ray)")
+                                                   "(default: $RAY_ADDRESS, else a local Ray)")
     p.add_argument("--storage", default=None, help="Ray results, checkpoints and Optuna studies (default: the "
                                                    "spec's `storage`); shared storage on a multi-node cluster")
-    p.add_argument("--cache-dir", default=None, help="stage-0 caches (default $UNISWEEP_CACHE or ~/.cache/unisweep)")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    p.add_argument("--json", action="store_true", help=RUN_JSON)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (C.ConfigError, NotFound) as e:
+    except (C.ConfigError, NotFound, Ambiguous) as e:
         print(f"unisweep: error: {e}", file=sys.stderr)
-        return 2
+        return BAD_INPUT
     except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

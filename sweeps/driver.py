@@ -28,10 +28,10 @@ import os
 import time
 from pathlib import Path
 
+from sweeps import defaults, tracking
 from sweeps import resources as R
-from sweeps import tracking
 from sweeps.interrupt import catch_ctrl_c
-from sweeps.spec import SweepSpec, Trial, common_config, expand
+from sweeps.spec import SweepSpec, Trial, common_config, expand, varying_axes
 from unified import config as C
 
 # Train's controller polls its workers every 2 s by default, which holds a finished trial's teardown for
@@ -51,24 +51,28 @@ class SweepResult:
     not_run: list[str] = dataclasses.field(default_factory=list)  # never started: the sweep was interrupted
     interrupted: bool = False
     signum: int = 0  # the signal that interrupted it (SIGINT 2, SIGTERM 15)
+    tracking_uri: str = ""  # where it logged
+    experiment: str = ""
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
               address: str | None = None, cache_dir: str | None = None, storage: str | None = None,
-              progress=print) -> SweepResult:
+              progress=print, experiment_name: str | None = None) -> SweepResult:
+    """`tracking_uri` and `experiment_name` (--tracking-uri, --experiment) win over the spec's (sweeps/defaults.py)."""
     t0 = time.perf_counter()
-    uri = tracking.absolute_tracking_uri(tracking_uri) if tracking_uri else spec.tracking.uri
+    uri = defaults.tracking_uri(tracking_uri, spec.tracking.uri)
+    name = defaults.experiment_name(experiment_name, spec.tracking.experiment)
     storage = os.path.abspath(os.path.expanduser(storage)) if storage and "://" not in storage else (
         storage or spec.storage)
     cells = expand(spec, smoke)
     from mlflow import MlflowClient  # late: a second to import
 
-    experiment = tracking.ensure_store(uri, spec.tracking.experiment)
+    experiment = tracking.ensure_store(uri, name)
     client = MlflowClient(uri)
     stale = tracking.mark_stale_running_failed(client, experiment, spec.name)
     if stale:
         progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
-    parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke)
+    parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke, storage)
     if spec.search:
         todo = _study_todo(client, experiment, spec, cells, spec.num_samples(smoke))
         planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)
@@ -79,9 +83,9 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
     progress(f"sweep {spec.name}: {planned} trials, {planned - to_run} already FINISHED, {to_run} to run")
     if not to_run:
         tracking.finish(client, parent)
-        return SweepResult(planned, planned, 0, [], time.perf_counter() - t0)
+        return SweepResult(planned, planned, 0, [], time.perf_counter() - t0, tracking_uri=uri, experiment=name)
 
-    cache_dir = str(Path(cache_dir or os.environ.get("UNISWEEP_CACHE") or Path.home() / ".cache" / "unisweep"))
+    cache_dir = str(cache_dir or C.default_cache_dir())
     t_stage0 = time.perf_counter()
     _build_stage0([t for t, *_ in todo] if spec.search else todo, cache_dir, progress)
     client.log_metric(parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's own cost
@@ -89,7 +93,7 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
             "cache_dir": cache_dir, "storage": storage, "workers": spec.resources.workers_per_trial,
             "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,
             "execution": spec.resources.execution, "max_failures": spec.resources.max_failures,
-            "crash_after": _crash_after()}
+            "crash_after": _crash_after(), "axes": varying_axes(spec, smoke)}
     with _ray(address), catch_ctrl_c(progress) as stop:
         launch = _Launch(spec, client, to_run, storage, progress, stop)
         if spec.search:
@@ -102,13 +106,14 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
                                         "search_keys": list(spec.search.space)})
         else:
             launch.grid([{**base, "name": t.name, "config": C.flatten(t.config),
-                          "run_id": tracking.trial_run(client, experiment, parent, t, smoke)} for t in todo])
+                          "run_id": tracking.trial_run(client, experiment, parent, t, smoke, axes=base["axes"])}
+                         for t in todo])
         finished, failed, not_run = launch.settle(experiment)
     tracking.finish(client, parent, "FINISHED" if finished == to_run else "FAILED")
     for name in failed:
         progress(f"FAILED {name}")
     return SweepResult(planned, planned - to_run, finished, failed, time.perf_counter() - t0,
-                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum)
+                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum, uri, name)
 
 
 def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:
@@ -296,24 +301,23 @@ def _name_of(result) -> str:
     return Path(result.path).name if result.path else "?"
 
 
-def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str = "unisweep", smoke: bool | None = None,
-                 **kwargs) -> SweepResult:
+def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str | None = None,
+                 smoke: bool | None = None, **kwargs) -> SweepResult:
     """`unisweep resume NAME`: rerun the sweep from the spec its parent run holds, so only what is missing runs.
 
     Of the sweep's parent runs (one per smoke flag) it takes the one `smoke` names, else the latest one that
-    did not finish, else the latest. The store is the one it was found in, whatever the spec says.
+    did not finish, else the latest. The store is the one it was found in, whatever the spec says; the
+    experiment, unless named, the one that holds the sweep.
     """
     import dataclasses as dc
-
-    from mlflow import MlflowClient
 
     from sweeps.errors import NotFound
     from sweeps.spec import Tracking, parse_spec
 
-    uri = tracking.absolute_tracking_uri(tracking_uri) if tracking_uri else tracking.default_tracking_uri()
-    client = MlflowClient(uri)
-    found = client.get_experiment_by_name(experiment)
-    parents = tracking.sweep_runs(client, found.experiment_id, name) if found else []
+    uri = defaults.tracking_uri(tracking_uri)
+    experiment = tracking.find_experiment(uri, [name], experiment)
+    client, experiment_id = tracking.connect(uri, experiment)
+    parents = tracking.sweep_runs(client, experiment_id, name)
     if smoke is not None:
         parents = [p for p in parents if p.data.tags.get(tracking.SMOKE) == ("true" if smoke else "false")]
     if not parents:
@@ -321,4 +325,5 @@ def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str = "
     parent = max(parents, key=lambda p: (p.info.status != "FINISHED", p.info.start_time))
     text = tracking.spec_text(client, parent.info.run_id)
     spec = dc.replace(parse_spec(text), tracking=Tracking(uri, experiment))
-    return run_sweep(spec, text, parent.data.tags.get(tracking.SMOKE) == "true", uri, **kwargs)
+    return run_sweep(spec, text, parent.data.tags.get(tracking.SMOKE) == "true", uri, experiment_name=experiment,
+                     **kwargs)

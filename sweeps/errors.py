@@ -3,3 +3,7 @@
 
 class NotFound(Exception):
     """The store holds no such experiment, sweep or run."""
+
+
+class Ambiguous(Exception):
+    """A sweep name the store holds in several experiments: the user names one with --experiment."""

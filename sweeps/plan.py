@@ -62,6 +62,7 @@ class Plan:
     def as_json(self) -> dict:
         return {
             "sweep": self.spec.name, "smoke": self.smoke, "tracking_uri": self.tracking_uri,
+            "experiment": self.spec.tracking.experiment,
             "trials": self.planned, "cells": len({t.cell for t in self.trials}),
             "seeds": sorted({t.seed for t in self.trials}), "to_run": self.to_run_count,
             "already_finished": self.planned - self.to_run_count, "resources_per_trial": self.per_trial,
@@ -140,7 +141,7 @@ def format_plan(plan: Plan) -> str:
         f"  already FINISHED in MLflow: {j['already_finished']}; to run: {j['to_run']}",
         f"  per trial: {per} ({j['execution']}); at most {j['max_concurrent']} at once",
         f"  ETA: {eta}",
-        f"  tracking: {j['tracking_uri']}",
+        f"  tracking: {j['tracking_uri']} (experiment {j['experiment']})",
     ]
     for t in plan.to_run[:20]:
         lines.append(f"    {t.name}  {' '.join(f'{k}={v}' for k, v in t.overrides.items())}")

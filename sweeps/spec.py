@@ -25,7 +25,8 @@ itself: each key is applied to the preset and every cell's config is resolved.
       seed: 0                            # the sampler's seed
       asha: {grace_period: 1, reduction_factor: 2}   # single metric only; counted in eval reports
     resources: {workers_per_trial: 1, cpus_per_worker: 1, gpus_per_worker: 0, execution: auto, max_failures: 1}
-    tracking: {uri: sqlite:///mlflow.db, experiment: unisweep}  # default: sweeps.tracking.default_tracking_uri()
+    tracking: {uri: sqlite:///mlflow.db, experiment: unisweep}  # the flags, then $MLFLOW_TRACKING_URI and
+                                         # $MLFLOW_EXPERIMENT_NAME, win over these
     storage: ray_results                 # Ray results and shared caches
     extends: ../other.yaml               # in a file: take every section this file does not set from that spec
     smoke:                               # with --smoke (tests): shrink everything
@@ -55,6 +56,7 @@ from pathlib import Path
 
 import yaml
 
+from sweeps.defaults import DEFAULT_EXPERIMENT, absolute_tracking_uri, experiment_name, tracking_uri
 from unified import config as C
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -105,8 +107,11 @@ class Resources:
 
 @dataclass
 class Tracking:
+    """Where the sweep logs, absent flags: $MLFLOW_TRACKING_URI / $MLFLOW_EXPERIMENT_NAME over the spec's values
+    over the defaults (sweeps/defaults.py)."""
+
     uri: str  # absolute
-    experiment: str = "unisweep"
+    experiment: str = DEFAULT_EXPERIMENT
 
 
 @dataclass
@@ -407,16 +412,16 @@ def _resources(raw) -> Resources:
 
 
 def _tracking(raw) -> Tracking:
-    from sweeps.tracking import absolute_tracking_uri, default_tracking_uri  # late: tracking imports mlflow
-
+    """The store and experiment a run uses unless a flag names others: the environment's over the spec's."""
     t = _mapping(raw, "tracking", optional=("uri", "experiment"))
-    experiment = _typed(t.get("experiment", "unisweep"), str, "tracking.experiment")
-    if "uri" not in t:
-        return Tracking(default_tracking_uri(), experiment)
-    try:
-        return Tracking(absolute_tracking_uri(_typed(t["uri"], str, "tracking.uri")), experiment)
-    except ValueError as e:
-        raise SpecError("tracking.uri", str(e)) from None
+    experiment = _typed(t.get("experiment", DEFAULT_EXPERIMENT), str, "tracking.experiment")
+    uri = None
+    if "uri" in t:
+        try:  # checked even where $MLFLOW_TRACKING_URI wins: the spec must hold where to log without it
+            uri = absolute_tracking_uri(_typed(t["uri"], str, "tracking.uri"))
+        except C.ConfigError as e:
+            raise SpecError("tracking.uri", str(e)) from None
+    return Tracking(tracking_uri(spec=uri), experiment_name(spec=experiment))
 
 
 def _storage(raw) -> str:
@@ -578,6 +583,16 @@ def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
     return list(trials.values())
 
 
+def varying_axes(spec: SweepSpec, smoke: bool = False) -> list[str]:
+    """The keys whose value differs between the sweep's trials: grid axes with more than one value (at this smoke
+    flag), every searched key, and `seed` when trials run more than one seed. Each trial run is tagged with them."""
+    points = grid_points(spec, smoke)
+    keys = [k for k in spec.axis_keys() if len({repr(p[k]) for p in points}) > 1]
+    keys += list(spec.search.space) if spec.search else []
+    seeds = spec.seeds_for(smoke)[:1] if spec.search else spec.seeds_for(smoke)
+    return keys + (["seed"] if len(seeds) > 1 else [])
+
+
 # ---------------------------------------------------------------- small checks
 
 
@@ -625,4 +640,4 @@ def _nearest(key: str, candidates) -> str:
 
 __all__ = ["SpecError", "SweepSpec", "Trial", "Search", "Distribution", "Asha", "Resources", "Tracking",
            "load_spec", "spec_text", "parse_spec", "grid_points", "build_trial", "sampled_trial", "common_config",
-           "expand"]
+           "expand", "varying_axes"]

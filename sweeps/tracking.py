@@ -26,7 +26,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from sweeps.errors import NotFound
+from sweeps.defaults import EXPERIMENT_ENV
+from sweeps.errors import Ambiguous, NotFound
 from unified import config as C
 
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
@@ -38,28 +39,15 @@ REUSABLE = ("FINISHED", "RUNNING", "FAILED", "SCHEDULED")
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
 ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
 STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
+AXIS = "unisweep.axis."  # + a key that varies across the sweep (sweeps.spec.varying_axes) = the trial's value
 STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
 ERROR = "unisweep.error"  # why a FAILED run failed, one line
+STORAGE = "unisweep.storage"  # on a parent run: where its launch kept Ray results and Optuna studies
 EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000
 
 
 # ---------------------------------------------------------------- the store
-
-
-def default_tracking_uri() -> str:
-    """docs/DESIGN.md §8: $MLFLOW_TRACKING_URI if set, else a SQLite file in the current directory (absolute)."""
-    return absolute_tracking_uri(os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db")
-
-
-def absolute_tracking_uri(uri: str) -> str:
-    """Make a relative sqlite path absolute against the cwd; trials run in other directories (docs/PLATFORM.md §4)."""
-    if uri.startswith("sqlite:///"):
-        path = uri.removeprefix("sqlite:///")
-        return uri if path.startswith("/") or path == ":memory:" else f"sqlite:///{os.path.abspath(path)}"
-    if uri.startswith("file:") or "://" not in uri:
-        raise ValueError(f"{uri!r}: MLflow 3 refuses the file store; use sqlite:///path/mlflow.db or http://host:port")
-    return uri
 
 
 def ensure_store(uri: str, experiment: str) -> str:
@@ -114,10 +102,14 @@ def provenance_tags() -> dict[str, str]:
 # ---------------------------------------------------------------- runs
 
 
-def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, smoke: bool = False) -> str:
-    """Find or create the sweep's parent run (one per sweep name and smoke flag), mark it RUNNING, return its id."""
+def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, smoke: bool = False,
+                storage: str = "") -> str:
+    """Find or create the sweep's parent run (one per sweep name and smoke flag), mark it RUNNING, return its id.
+    `storage`: the launch's storage, absolute (the report finds the searches' Optuna studies there)."""
     found = _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke)}))
     tags = {ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke), **provenance_tags()}
+    if storage:
+        tags[STORAGE] = storage
     if spec.description:
         tags["mlflow.note.content"] = spec.description  # shown as the run's description in the UI
     if found:
@@ -150,19 +142,22 @@ def spec_text(client: MlflowClient, run_id: str) -> str:
 
 
 def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, smoke: bool = False,
-              extra_tags: dict[str, str] | None = None) -> str:
+              extra_tags: dict[str, str] | None = None, axes: list[str] = ()) -> str:
     """Find the run of (sweep, cell, seed), or create it; record config, params and tags; return its id.
 
     A found FAILED or SCHEDULED run is set back to RUNNING (the trial resumes into it); a FINISHED one is
-    returned as it is.
+    returned as it is. `axes`: the keys that vary across the sweep (`seed` included), each tagged
+    `unisweep.axis.<key>` with this trial's value, so the UI can chart just those.
     Params, axis metrics and tags are logged only where missing, so calling this again logs nothing twice.
     """
     sweep = trial.name.split("/")[0]
     ids = {ROLE: "trial", SWEEP: sweep, CELL: trial.cell, SEED: str(trial.seed)}
     found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in REUSABLE]
     found.sort(key=lambda r: (REUSABLE.index(r.info.status), -r.info.start_time))
+    point = {**trial.overrides, "seed": trial.seed}
     tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
-            SMOKE: _flag(smoke), **provenance_tags(), **(extra_tags or {})}
+            SMOKE: _flag(smoke), **provenance_tags(), **{f"{AXIS}{k}": str(point[k]) for k in axes if k in point},
+            **(extra_tags or {})}
     if found:
         run = found[0]
         if run.info.status in ("FAILED", "SCHEDULED"):
@@ -281,13 +276,50 @@ def log_image_grid(client: MlflowClient, run_id: str, images: np.ndarray, path: 
 # ---------------------------------------------------------------- queries
 
 
-def connect(uri: str, experiment: str) -> tuple[MlflowClient, str]:
-    """An MlflowClient and the experiment's id, for readers; NotFound when the experiment does not exist."""
-    client = MlflowClient(uri)
+def connect(uri: str, experiment: str | None) -> tuple[MlflowClient, str | list[str]]:
+    """An MlflowClient and the experiment's id, for readers; NotFound when the experiment does not exist.
+    `experiment=None`: the ids of every active experiment."""
+    client = _reader(uri)
+    if experiment is None:
+        return client, [e.experiment_id for e in _experiments(client)]
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise NotFound(f"no experiment {experiment!r} in {uri}")
     return client, found.experiment_id
+
+
+def find_experiment(uri: str, sweeps: list[str], experiment: str | None = None) -> str:
+    """The experiment that holds `sweeps` (names): `experiment` (--experiment), else $MLFLOW_EXPERIMENT_NAME, else
+    the one whose parent runs carry those names, found by one search over every experiment.
+
+    NotFound when no experiment holds a sweep; Ambiguous when one is in several, or they are in different ones.
+    """
+    named = experiment or os.environ.get(EXPERIMENT_ENV)
+    if named:
+        return named
+    from sweeps.spec import NAME_PATTERN
+
+    client = _reader(uri)
+    names = {e.experiment_id: e.name for e in _experiments(client)}
+    valid = [s for s in sweeps if NAME_PATTERN.match(s)]  # any other name would break the filter, and names nothing
+    parents = []
+    if valid and names:  # MLflow's IN does not take tags: several names read every parent run (one per sweep)
+        wanted = {ROLE: "sweep", **({SWEEP: valid[0]} if len(valid) == 1 else {})}
+        parents = _search(client, list(names), _tag_filter(wanted))
+    held: dict[str, set[str]] = {s: set() for s in sweeps}
+    for run in parents:
+        if run.data.tags.get(SWEEP) in held:
+            held[run.data.tags[SWEEP]].add(names[run.info.experiment_id])
+    for sweep, where in held.items():
+        if not where:
+            raise NotFound(f"sweep {sweep!r} has no trial runs in {uri} (no experiment holds its parent run)")
+        if len(where) > 1:
+            raise Ambiguous(f"sweep {sweep!r} is in experiments {_names(where)} of {uri}: name one with --experiment")
+    found = set().union(*held.values())
+    if len(found) > 1:
+        each = "; ".join(f"{s}: {_names(e)}" for s, e in held.items())
+        raise Ambiguous(f"the sweeps are in different experiments ({each}): name one with --experiment")
+    return found.pop()
 
 
 def finished_trials(client: MlflowClient, experiment_id: str, sweep: str) -> set[tuple[str, int]]:
@@ -304,8 +336,8 @@ def mark_stale_running_failed(client: MlflowClient, experiment_id: str, sweep: s
     return len(stale)
 
 
-def search_trials(client: MlflowClient, experiment_id: str, sweep: str | None = None, where: str | None = None,
-                  page_size: int = 1000, order_by: list[str] | None = None) -> list[Run]:
+def search_trials(client: MlflowClient, experiment_id: str | list[str], sweep: str | None = None,
+                  where: str | None = None, page_size: int = 1000, order_by: list[str] | None = None) -> list[Run]:
     """Every trial run (of one sweep, if given) matching `where`; dotted keys need no backticks."""
     tags = {ROLE: "trial", **({SWEEP: sweep} if sweep else {})}
     clauses = [_tag_filter(tags)] + ([quote_keys(where)] if where else [])
@@ -319,16 +351,38 @@ def quote_keys(where: str) -> str:
                   lambda m: f"{m[1]}.`{m[2]}`" if re.search(r"[./-]", m[2]) else m[0], where)
 
 
-def _search(client: MlflowClient, experiment_id: str, filter_string: str, page_size: int = 1000,
+def _search(client: MlflowClient, experiment_id: str | list[str], filter_string: str, page_size: int = 1000,
             order_by: list[str] | None = None) -> list[Run]:
+    ids = [experiment_id] if isinstance(experiment_id, str) else experiment_id
     runs, token = [], None
     while True:
-        page = client.search_runs([experiment_id], filter_string, max_results=page_size, order_by=order_by,
-                                  page_token=token)
+        page = client.search_runs(ids, filter_string, max_results=page_size, order_by=order_by, page_token=token)
         runs.extend(page)
         token = page.token
         if not token:
             return runs
+
+
+def _reader(uri: str) -> MlflowClient:
+    """A client for a reader: NotFound where a SQLite store does not exist (MLflow would create an empty one)."""
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        raise NotFound(f"no MLflow store at {uri} (give --tracking-uri or set $MLFLOW_TRACKING_URI)")
+    return MlflowClient(uri)
+
+
+def _experiments(client: MlflowClient) -> list:
+    """Every active experiment of the store."""
+    found, token = [], None
+    while True:
+        page = client.search_experiments(max_results=1000, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
+
+
+def _names(experiments: set[str]) -> str:
+    return ", ".join(repr(e) for e in sorted(experiments))
 
 
 def _tag_filter(tags: dict[str, str]) -> str:

@@ -242,7 +242,7 @@ def _search_sample(client, job: dict, config: dict) -> dict:
 
     trial = _sampled(job, config)
     run_id = tracking.trial_run(client, job["experiment_id"], job["parent_id"], trial, job["smoke"],
-                                {tracking.STUDY: job["study"]})
+                                {tracking.STUDY: job["study"]}, axes=job["axes"])
     return {**job, "name": trial.name, "config": C.flatten(trial.config), "run_id": run_id}
 
 

@@ -53,6 +53,23 @@ SWEEPS = {
 }
 STORED = ("planted", "nulleffect")  # in the session's SQLite store; the others are built in memory
 
+# Searches (Optuna), as sweeps/paper/mix_ratio_search.yaml: und peaks at gen/und = 1, gen at gen/und = 2, so the
+# two objectives trade off between those ratios; train.lr changes nothing (a key the importance must rank last).
+SEARCH = """name: {name}
+base: smartwatch-cpu
+seeds: [0]
+overrides: {{data.total_samples: 96000, data.gen_ratio: 1.0, model.variant: vq-vq}}
+search:
+  space:
+    data.gen_ratio: {{loguniform: [0.1, 10.0]}}
+    train.lr: {{loguniform: [0.0003, 0.003]}}
+  metric: {metric}
+  mode: {mode}
+  num_samples: {samples}
+  seed: 0
+storage: {storage}
+"""
+
 
 def spec_text(name: str) -> str:
     grid, seeds, extra = SWEEPS[name]
@@ -146,3 +163,38 @@ def without_fsync(client) -> None:
     engine = client._tracking_client.store.engine
     event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA synchronous=OFF"))
     engine.dispose()  # pooled connections predate the listener
+
+
+def fill_search(client, experiment_id: str, name: str, storage, samples: int = 12, objectives: int = 2) -> str:
+    """Log search sweep `name` as the driver would: its study persisted by the project's own `OptunaSearch`
+    (sweeps/search.py, in `<storage>/optuna.db`), each sample a run tagged with its study. Returns the parent id."""
+    from sweeps.search import optuna_search
+
+    metric, mode = (("[eval/und/total, eval/gen/attr_acc]", "[max, max]") if objectives == 2
+                    else ("eval/und/total", "max"))
+    text = SEARCH.format(name=name, metric=metric, mode=mode, samples=samples, storage=storage)
+    spec = S.parse_spec(text)
+    parent = T.start_sweep(client, experiment_id, spec, text)
+    common = S.common_config(spec, False)
+    for cell in S.expand(spec):  # one study per grid cell, as the driver runs them
+        searcher = optuna_search(spec.search, spec.storage, f"{name}-{cell.cell}")
+        for i in range(samples):
+            sample = searcher.suggest(f"t{i}")
+            trial = S.sampled_trial(name, common, {**cell.overrides, **sample}, cell.seed)
+            run_id = T.trial_run(client, experiment_id, parent, trial, extra_tags={T.STUDY: cell.cell})
+            log = T.RunLogger(client, run_id)
+            for step in STEPS:
+                final = searched(trial, step)
+                log(final, step)
+            T.finish(client, run_id)
+            searcher.on_trial_complete(f"t{i}", final)
+    T.finish(client, parent)
+    return parent
+
+
+def searched(trial, step: int) -> dict[str, float]:
+    """A search sample's eval metrics: quadratic in log2(gen/und), peaking at 1 (und) and 2 (gen); lr inert."""
+    cfg, frac = trial.config, step / 100
+    x = np.log2(cfg.data.gen_samples / cfg.data.und_samples)
+    return {"eval/und/total": 0.5 + (0.3 - 0.05 * x**2) * frac, "eval/gen/attr_acc": 0.4 + (0.2 - 0.03 * (x - 1) ** 2)
+            * frac, "baseline/und/total": CHANCE, "eval/gen/attr_acc_shuffled": CHANCE, "train/loss": 2.0 - frac}

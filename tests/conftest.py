@@ -90,23 +90,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def server_process(tmp_path_factory):
-    """One `mlflow server` on 127.0.0.1 for the session (it boots in seconds); stopped at the end.
-
-    Modules that use it request it early through an autouse fixture, so it boots while their SQLite tests run."""
-    import signal
+def start_server(backend_uri: str, artifacts) -> tuple:
+    """A real `mlflow server` on 127.0.0.1 at a free port over `backend_uri`: (process, URL), still booting."""
     import subprocess
     import sys
     from pathlib import Path
 
-    tmp, port = tmp_path_factory.mktemp("server"), free_port()
+    port = free_port()
     mlflow = Path(sys.executable).with_name("mlflow")
-    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", f"sqlite:///{tmp}/srv.db",
-                             "--artifacts-destination", str(tmp / "artifacts"), "--host", "127.0.0.1",
+    proc = subprocess.Popen([str(mlflow), "server", "--backend-store-uri", backend_uri,
+                             "--artifacts-destination", str(artifacts), "--host", "127.0.0.1",
                              "--port", str(port), "--workers", "1"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    yield proc, f"http://127.0.0.1:{port}"
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def stop_server(proc) -> None:
+    import signal
+    import subprocess
+
     os.killpg(proc.pid, signal.SIGTERM)  # its own session: the uvicorn and job-runner children go too
     try:
         proc.wait(timeout=20)
@@ -115,14 +117,12 @@ def server_process(tmp_path_factory):
         proc.wait()
 
 
-@pytest.fixture
-def server(server_process):
-    """The server's URL once /health answers."""
+def wait_for_server(proc, url: str, timeout_s: float = 90) -> str:
+    """`url` once /health answers."""
     import time
     import urllib.request
 
-    proc, url = server_process
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             urllib.request.urlopen(f"{url}/health", timeout=1)
@@ -131,6 +131,39 @@ def server(server_process):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"mlflow server did not come up on {url} (exit {proc.poll()})") from None
             time.sleep(0.25)
+
+
+@pytest.fixture(scope="session")
+def server_process(tmp_path_factory):
+    """One `mlflow server` on 127.0.0.1 for the session (it boots in seconds); stopped at the end.
+
+    Modules that use it request it early through an autouse fixture, so it boots while their SQLite tests run."""
+    tmp = tmp_path_factory.mktemp("server")
+    proc, url = start_server(f"sqlite:///{tmp}/srv.db", tmp / "artifacts")
+    yield proc, url
+    stop_server(proc)
+
+
+@pytest.fixture
+def server(server_process):
+    """The server's URL once /health answers."""
+    return wait_for_server(*server_process)
+
+
+@pytest.fixture(scope="module")
+def serve():
+    """`serve(backend_uri, artifacts_dir)` -> the URL of a real `mlflow server` over a store a test built, up;
+    stopped after the module."""
+    started = []
+
+    def up(backend_uri: str, artifacts) -> str:
+        proc, url = start_server(backend_uri, artifacts)
+        started.append(proc)
+        return wait_for_server(proc, url)
+
+    yield up
+    for proc in started:
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,9 @@ def test_report_files_hold_the_verdict_table_first(planted_report):
     assert "| 1-und | reproduced |" in text and "| 1-gen | reproduced |" in text
     assert "| 4 | not run | — | — | 0 |" in text
     assert "![finding 1-und](figures/mutual_benefit_und.png)" in text and "![generated images]" in text
+    assert "## Searches" not in text  # a grid sweep: no Optuna study to show
+    html = (out / "report.html").read_text()  # the same document, self-contained (tests/test_report_browser.py)
+    assert '<table id="verdicts">' in html and html.count('src="data:image/png;base64,') == text.count("![")
     # every arm against its chance level, before the findings
     assert text.index("## Every arm against its chance level") < text.index("## Finding 1")
     assert "| model.variant=siglip-siglip, mixed | eval/und/total |" in text and "| 0.2 |" in text
@@ -56,18 +59,26 @@ def test_parent_run_holds_the_report(planted_report):
     _, _, uri, parent = planted_report
     client = MlflowClient(uri)
     held = {f.path for f in client.list_artifacts(parent, "report")}
-    assert {"report/report.md", "report/findings.csv", "report/figures"} <= held
+    assert {"report/report.md", "report/report.html", "report/findings.csv", "report/figures"} <= held
     figures = {f.path for f in client.list_artifacts(parent, "report/figures")}
     assert "report/figures/mutual_benefit_und.png" in figures
-    tags = client.get_run(parent).data.tags  # the verdicts, queryable: tags.`unisweep.verdict.1-und`
-    assert tags["unisweep.verdict.1-und"] == "reproduced" and tags["unisweep.verdict.4"] == "not run"
+    data = client.get_run(parent).data  # the verdicts, queryable: tags.`finding.1-und.verdict`, metrics too
+    assert data.tags["finding.1-und.verdict"] == "reproduced" and data.tags["finding.4.verdict"] == "not run"
+    assert data.metrics["finding.1-und.effect"] > 0 and "finding.4.effect" not in data.metrics  # not run: NaN
 
 
 def test_image_grid_pairs_each_real_image_with_its_generation_and_prompt(planted_report, tmp_path):
     _, _, uri, _ = planted_report
     data = query.load(uri, ["planted"])
-    run = report.image_runs(data.trials)[0]
-    files = query.download_images(uri, [run], tmp_path)[run]
+    trials = data.trials
+    mixed = trials[trials["data.tasks"].eq("mixed")].sort_values("seed")
+    run = mixed["run_id"].iloc[0]
+    # a lower-seed "mixed" run that logged no images (another sweep's, say) is passed over, not shown blank
+    imageless = trials.loc[trials["data.tasks"].ne("mixed"), "run_id"].iloc[0]
+    trials = pd.concat([mixed.iloc[[0]].assign(seed=-1, run_id=imageless), trials])
+    shown = report.shown_images(uri, trials, tmp_path)
+    files = shown[mixed["variant"].iloc[0]]
+    assert files["generated.png"].parent.name == run
     assert set(files) == {"generated.png", "real.png", "prompts.json"}
     assert plots._prompts(files) == [f"hour={h}, weather=sunny" for h in range(4)]
     tiles = plots._tiles(np.asarray(Image.open(files["generated.png"]).convert("RGB")), 4)

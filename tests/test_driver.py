@@ -36,6 +36,7 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
     runs = T.search_trials(client, experiment, "drive")
     assert len(runs) == 2 and {r.info.status for r in runs} == {"FINISHED"}
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
+    assert parent.data.tags[T.STORAGE] == str(tmp_path / "ray")  # where the report looks for Optuna studies
     for r in runs:
         tags = r.data.tags
         assert tags["unisweep.smoke"] == "true" and tags["unisweep.seed"] == "0"
@@ -45,6 +46,8 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
         assert "config.yaml" in artifacts
         assert ("generated.png" in artifacts) == (r.data.params["data.tasks"] == "mixed")
         assert tags["unisweep.variant"] == "siglip-siglip" and tags["unisweep.cell"] in r.info.run_name
+        axes = {k: v for k, v in tags.items() if k.startswith(T.AXIS)}  # what varies: tasks (one seed, one variant)
+        assert axes == {T.AXIS + "data.tasks": r.data.params["data.tasks"]}
         assert r.data.params["data.tasks"] in ("mixed", "understanding")
         for key in ("eval/und/total", "train/loss"):
             steps = [m.step for m in client.get_metric_history(r.info.run_id, key)]

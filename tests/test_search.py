@@ -49,6 +49,8 @@ def test_a_search_runs_one_study_per_grid_cell_and_a_rerun_samples_nothing(tmp_p
         assert 0.25 <= float(r.data.params["data.gen_ratio"]) <= 2.0
         assert 0.0003 <= float(r.data.params["train.lr"]) <= 0.003
         assert r.data.metrics["data.gen_ratio"] == pytest.approx(float(r.data.params["data.gen_ratio"]))
+        axes = {k.removeprefix(T.AXIS): v for k, v in r.data.tags.items() if k.startswith(T.AXIS)}
+        assert axes == {k: r.data.params[k] for k in ("model.variant", "data.gen_ratio", "train.lr")}  # no seed
     assert sorted(len(v) for v in by_study.values()) == [2, 2]
     assert {r.data.tags["unisweep.variant"] for r in by_study[next(iter(by_study))]} in ({"siglip-siglip"},
                                                                                           {"vq-vq"})

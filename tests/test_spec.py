@@ -184,15 +184,22 @@ def test_search_parses_and_expands_to_one_study_per_cell():
     assert single.search.metric == ["eval/und/total"] and single.search.asha == S.Asha(2, 2)
 
 
-def test_paths_are_made_absolute(tmp_path, monkeypatch):
+def test_paths_are_made_absolute_and_the_environment_wins_over_the_spec(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    spec = parse(tracking={"uri": "sqlite:///runs/m.db"}, storage="results")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    spec = parse(tracking={"uri": "sqlite:///runs/m.db", "experiment": "mine"}, storage="results")
     assert spec.tracking.uri == f"sqlite:///{tmp_path}/runs/m.db" and spec.storage == str(tmp_path / "results")
+    assert spec.tracking.experiment == "mine"
     default = parse()
     assert default.tracking.uri == f"sqlite:///{tmp_path}/mlflow.db" and default.tracking.experiment == "unisweep"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")
     assert parse().tracking.uri == "http://127.0.0.1:5000"
+    spec = parse(tracking={"uri": "sqlite:///runs/m.db", "experiment": "mine"})  # the environment wins
+    assert (spec.tracking.uri, spec.tracking.experiment) == ("http://127.0.0.1:5000", "from-env")
+    with pytest.raises(S.SpecError, match="tracking.uri.*file store"):  # checked even where the environment wins
+        parse(tracking={"uri": "file:./mlruns"})
 
 
 def resources(**r) -> S.SweepSpec:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
+from sweeps import defaults as D
 from sweeps import spec as S
 from sweeps import tracking as T
 
@@ -50,15 +51,24 @@ def store(tmp_path_factory):
     return MlflowClient(uri), T.ensure_store(uri, "unisweep"), tmp
 
 
-def test_uris_are_absolute_and_the_file_store_is_refused(tmp_path, monkeypatch):
+def test_uris_are_absolute_the_file_store_is_refused_and_flag_beats_env_beats_spec(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert T.default_tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    assert D.tracking_uri() == f"sqlite:///{tmp_path}/mlflow.db"
+    assert D.tracking_uri(spec="sqlite:///s.db") == f"sqlite:///{tmp_path}/s.db"
+    assert (D.experiment_name(), D.experiment_name(spec="s")) == ("unisweep", "s")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///x/m.db")
-    assert T.default_tracking_uri() == f"sqlite:///{tmp_path}/x/m.db"
-    assert T.absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "e")
+    assert D.tracking_uri(spec="sqlite:///s.db") == f"sqlite:///{tmp_path}/x/m.db"
+    assert D.tracking_uri("sqlite:///f.db", "sqlite:///s.db") == f"sqlite:///{tmp_path}/f.db"
+    assert (D.experiment_name(spec="s"), D.experiment_name("f", "s")) == ("e", "f")
+    assert D.absolute_tracking_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     with pytest.raises(ValueError, match="file store"):
-        T.absolute_tracking_uri("file:./mlruns")
+        D.absolute_tracking_uri("file:./mlruns")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "./mlruns")
+    with pytest.raises(ValueError, match=r"^\$MLFLOW_TRACKING_URI: './mlruns': MLflow 3 refuses the file store"):
+        D.tracking_uri(spec="sqlite:///s.db")  # the error names where the bad value came from
 
 
 def test_ensure_store_twice_gives_the_same_experiment_with_artifacts_beside_the_db(store):

@@ -16,6 +16,7 @@ import os
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
@@ -28,6 +29,13 @@ BACKBONE_SIZES = ("tiny", "small", "base")
 VQ_ENCODERS = ("local", "mixer")
 BACKBONE_INITS = ("random", "text")
 FREQ_TASKS = ("vqa", "caption", "gen")
+CACHE_ENV = "UNISWEEP_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Stage-0 and dataset caches: $UNISWEEP_CACHE, else ~/.cache/unisweep; the trainer and the sweep driver both
+    take it from here (light to import: the driver checks caches without loading torch)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "unisweep")
 
 
 @dataclass

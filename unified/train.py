@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -37,10 +36,6 @@ from unified.vision.features import pick_device
 from unified.vision.stage0 import build_spaces
 
 Report = Callable[..., None]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("UNISWEEP_CACHE") or Path.home() / ".cache" / "unisweep")
 
 
 def eval_percents(n_points: int) -> list[int]:
@@ -71,7 +66,7 @@ class Trainer:
         self.cfg = cfg = C.resolve(cfg)
         self.device = pick_device(cfg.train.device)
         self.rank, self.world = _rank_world()
-        cache_dir = Path(cache_dir or default_cache_dir())
+        cache_dir = Path(cache_dir or C.default_cache_dir())
         torch.manual_seed(cfg.seed)
         t0 = time.perf_counter()
         self.pool = load_pool(cfg.data, cache_dir)
