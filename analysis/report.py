@@ -29,6 +29,7 @@ from analysis import document as D
 from analysis import findings as F
 from analysis import floors, html, query, search_report
 from sweeps import tracking
+from sweeps.defaults import redact
 from sweeps.errors import NotFound
 
 FIGURES = {"1-und": "mutual_benefit_und.png", "1-gen": "mutual_benefit_gen.png", "2": "data_scaling.png",
@@ -198,7 +199,7 @@ def blocks(sweeps, uri, trials, verdicts, figures, notes, cached, searches=()) -
     """What report.md and report.html show, in order; `searches`: the blocks of analysis/search_report.py."""
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
     out = [D.Heading(f"unisweep report: {', '.join(sweeps)}", 1),
-           D.Text(f"{len(trials)} FINISHED trial runs from `{uri}`; seeds {seeds}. "
+           D.Text(f"{len(trials)} FINISHED trial runs from `{redact(uri)}`; seeds {seeds}. "
                   "Effects are means over seeds of per-seed paired numbers; intervals are percentile bootstraps over "
                   "seeds widened to Student's t where wider, at each finding's Holm level (rules: "
                   "`analysis/findings.py`)."),

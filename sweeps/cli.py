@@ -109,7 +109,8 @@ def cmd_run(args) -> int:
     spec = load_spec(args.spec)
     with _json_mode(args):
         result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
-                           args.cache_dir, args.storage, progress=_say, experiment_name=args.experiment)
+                           args.cache_dir, args.storage, progress=_say, experiment_name=args.experiment,
+                           retry_failed=args.retry_failed)
         outcome, code = _summary(result, spec.name)
     if args.json:
         print_json(sweep_json(result, spec.name, outcome))
@@ -121,7 +122,8 @@ def cmd_resume(args) -> int:
 
     with _json_mode(args):
         result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
-                              address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say)
+                              address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say,
+                              retry_failed=args.retry_failed)
         outcome, code = _summary(result, args.name)
     if args.json:
         print_json(sweep_json(result, args.name, outcome))
@@ -144,8 +146,9 @@ def _summary(result, name: str) -> tuple[str, int]:
     if result.rows:
         print(format_table(result.rows))
     not_run = f", {len(result.not_run)} not started" if result.not_run else ""
+    for_good = f", {len(result.failed_for_good)} FAILED for good earlier" if result.failed_for_good else ""
     print(f"{result.finished} trial(s) finished, {result.skipped} skipped (already FINISHED), "
-          f"{len(result.failed)} failed{not_run}, in {result.wall_s:.0f} s")
+          f"{len(result.failed)} failed{for_good}{not_run}, in {result.wall_s:.0f} s")
     if result.interrupted:
         left = result.trials - result.skipped - result.finished
         print(f"unisweep: interrupted: `unisweep resume {name}` (same --tracking-uri) runs the {left} trial(s) "
@@ -153,8 +156,13 @@ def _summary(result, name: str) -> tuple[str, int]:
         outcome, code = "interrupted", 128 + (result.signum or 2)  # the shell's way: 130 after Ctrl-C, 143 SIGTERM
     elif result.not_run:
         outcome, code = "unfinished", UNFINISHED
-    elif result.failed:
-        print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}", file=sys.stderr)
+    elif result.failed or result.failed_for_good:
+        if result.failed:
+            print(f"unisweep: error: {len(result.failed)} trial(s) failed: {', '.join(result.failed)}",
+                  file=sys.stderr)
+        if result.failed_for_good:
+            print(f"unisweep: error: {len(result.failed_for_good)} trial(s) FAILED for good earlier, not rerun "
+                  f"(--retry-failed reruns them): {', '.join(result.failed_for_good)}", file=sys.stderr)
         outcome, code = "failed", FAILED
     else:
         outcome, code = "finished", OK
@@ -165,6 +173,7 @@ def sweep_json(result, name: str, outcome: str) -> dict:
     """`run --json` / `resume --json`: the keys RUN_JSON lists in the help."""
     return {"sweep": name, "tracking_uri": result.tracking_uri, "experiment": result.experiment,
             "trials": result.trials, "skipped": result.skipped, "finished": result.finished, "failed": result.failed,
+            "failed_for_good": result.failed_for_good,
             "not_run": result.not_run, "interrupted": result.interrupted, "signal": result.signum or None,
             "outcome": outcome, "wall_s": result.wall_s, "launched": result.rows}
 
@@ -207,9 +216,9 @@ def version() -> str:
 
 
 RUN_JSON = ("one JSON object on stdout, everything else on stderr: sweep, tracking_uri, experiment, trials (planned), "
-            "skipped (already FINISHED), finished, failed and not_run (trial names), interrupted, signal, outcome "
-            "(finished, failed, unfinished or interrupted), wall_s, launched (this launch's trials: name, status, "
-            "percent, wall_s, metrics)")
+            "skipped (already FINISHED), finished, failed, failed_for_good (diverged earlier, not rerun) and not_run "
+            "(trial names), interrupted, signal, outcome (finished, failed, unfinished or interrupted), wall_s, "
+            "launched (this launch's trials: name, status, percent, wall_s, metrics)")
 STATUS_JSON = ("one JSON object: sweep, tracking_uri, experiment, trials, by_status ({MLflow status: count}), outcome "
                "(finished, failed or unfinished: exit code 0, 1 or 3), metric, best ({name, value} or null)")
 CACHE_HELP = "stage-0 and dataset caches (default: $UNISWEEP_CACHE, else ~/.cache/unisweep)"
@@ -285,6 +294,8 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--storage", default=None, help="Ray results, checkpoints and Optuna studies (default: the "
                                                    "spec's `storage`); shared storage on a multi-node cluster")
     p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    p.add_argument("--retry-failed", action="store_true", help="also rerun trials FAILED for good (a diverging "
+                                                                "loss); other failures are always rerun")
     p.add_argument("--json", action="store_true", help=RUN_JSON)
 
 
@@ -293,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (C.ConfigError, NotFound, Ambiguous) as e:
-        print(f"unisweep: error: {e}", file=sys.stderr)
+        print(f"unisweep: error: {defaults.redact(str(e))}", file=sys.stderr)
         return BAD_INPUT
     except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

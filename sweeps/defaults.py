@@ -11,6 +11,7 @@ The stage-0 cache's default is `unified.config.default_cache_dir` ($UNISWEEP_CAC
 from __future__ import annotations
 
 import os
+import re
 
 from unified.config import ConfigError
 
@@ -39,6 +40,16 @@ def tracking_uri(flag: str | None = None, spec: str | None = None) -> str:
 def experiment_name(flag: str | None = None, spec: str | None = None) -> str:
     """The experiment a sweep logs to: `flag` > $MLFLOW_EXPERIMENT_NAME > `spec` > the default."""
     return flag or os.environ.get(EXPERIMENT_ENV) or spec or DEFAULT_EXPERIMENT
+
+
+_CREDENTIALS = re.compile(r"(?P<head>\b[a-zA-Z][\w+.-]*://[^:/@\s'\"]*):[^@/\s'\"]+@")
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URI in it replaced by `***` (postgresql://me:***@db/mlflow): what is
+    printed, written to a report or logged to MLflow never holds a credential. The trials get the real URI
+    out of band (the driver passes it with `tune.with_parameters`, not in the trial config Tune writes)."""
+    return _CREDENTIALS.sub(r"\g<head>:***@", text)
 
 
 def absolute_tracking_uri(uri: str) -> str:

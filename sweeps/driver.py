@@ -53,12 +53,14 @@ class SweepResult:
     signum: int = 0  # the signal that interrupted it (SIGINT 2, SIGTERM 15)
     tracking_uri: str = ""  # where it logged
     experiment: str = ""
+    failed_for_good: list[str] = dataclasses.field(default_factory=list)  # FAILED earlier for good, not rerun
 
 
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
               address: str | None = None, cache_dir: str | None = None, storage: str | None = None,
-              progress=print, experiment_name: str | None = None) -> SweepResult:
-    """`tracking_uri` and `experiment_name` (--tracking-uri, --experiment) win over the spec's (sweeps/defaults.py)."""
+              progress=print, experiment_name: str | None = None, retry_failed: bool = False) -> SweepResult:
+    """`tracking_uri` and `experiment_name` (--tracking-uri, --experiment) win over the spec's (sweeps/defaults.py).
+    Trials FAILED for good (a diverging loss) are not run again unless `retry_failed`."""
     t0 = time.perf_counter()
     uri = defaults.tracking_uri(tracking_uri, spec.tracking.uri)
     name = defaults.experiment_name(experiment_name, spec.tracking.experiment)
@@ -78,24 +80,33 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
         planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)
     else:
         done = tracking.finished_trials(client, experiment, spec.name)
-        todo = [t for t in cells if (t.cell, t.seed) not in done]
+        for_good = {} if retry_failed else tracking.failed_for_good(client, experiment, spec.name)
+        todo = [t for t in cells if (t.cell, t.seed) not in done and (t.cell, t.seed) not in for_good]
+        failed_before = sorted(for_good[k] for k in for_good.keys() & {(t.cell, t.seed) for t in cells})
         planned, to_run = len(cells), len(todo)
-    progress(f"sweep {spec.name}: {planned} trials, {planned - to_run} already FINISHED, {to_run} to run")
+    if spec.search:
+        failed_before = []
+    left_out = f", {len(failed_before)} FAILED for good earlier (--retry-failed reruns them)" if failed_before else ""
+    progress(f"sweep {spec.name}: {planned} trials, {planned - to_run - len(failed_before)} already FINISHED"
+             f"{left_out}, {to_run} to run")
     if not to_run:
-        tracking.finish(client, parent)
-        return SweepResult(planned, planned, 0, [], time.perf_counter() - t0, tracking_uri=uri, experiment=name)
+        tracking.finish(client, parent, "FAILED" if failed_before else "FINISHED")
+        return SweepResult(planned, planned - len(failed_before), 0, [], time.perf_counter() - t0, tracking_uri=uri,
+                           experiment=name, failed_for_good=failed_before)
 
     cache_dir = str(cache_dir or C.default_cache_dir())
     t_stage0 = time.perf_counter()
     _build_stage0([t for t, *_ in todo] if spec.search else todo, cache_dir, progress)
     client.log_metric(parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's own cost
-    base = {"sweep": spec.name, "smoke": smoke, "uri": uri, "experiment_id": experiment, "parent_id": parent,
+    # The store's URI is not in the job: Tune writes each trial's config to storage (params.json), and a URI may
+    # hold a password. `_Launch` hands it to the trials through the object store instead.
+    base = {"sweep": spec.name, "smoke": smoke, "experiment_id": experiment, "parent_id": parent,
             "cache_dir": cache_dir, "storage": storage, "workers": spec.resources.workers_per_trial,
             "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,
             "execution": spec.resources.execution, "max_failures": spec.resources.max_failures,
             "crash_after": _crash_after(), "axes": varying_axes(spec, smoke)}
     with _ray(address), catch_ctrl_c(progress) as stop:
-        launch = _Launch(spec, client, to_run, storage, progress, stop)
+        launch = _Launch(spec, client, to_run, storage, progress, stop, uri)
         if spec.search:
             common = C.flatten(common_config(spec, smoke))
             for study, n in todo:
@@ -109,11 +120,12 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
                           "run_id": tracking.trial_run(client, experiment, parent, t, smoke, axes=base["axes"])}
                          for t in todo])
         finished, failed, not_run = launch.settle(experiment)
-    tracking.finish(client, parent, "FINISHED" if finished == to_run else "FAILED")
-    for name in failed:
-        progress(f"FAILED {name}")
-    return SweepResult(planned, planned - to_run, finished, failed, time.perf_counter() - t0,
-                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum, uri, name)
+    tracking.finish(client, parent, "FINISHED" if finished == to_run and not failed_before else "FAILED")
+    for trial in failed:
+        progress(f"FAILED {trial}")
+    return SweepResult(planned, planned - to_run - len(failed_before), finished, failed, time.perf_counter() - t0,
+                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum, uri, name,
+                       failed_before)
 
 
 def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:
@@ -194,7 +206,7 @@ class _ray:
 class _Launch:
     """The Tuners of one `run`: resources checked against the live cluster, one progress display, settling."""
 
-    def __init__(self, spec: SweepSpec, client, total: int, storage: str, progress, stop):
+    def __init__(self, spec: SweepSpec, client, total: int, storage: str, progress, stop, uri: str):
         import ray
 
         from sweeps.progress import Progress
@@ -203,7 +215,7 @@ class _Launch:
         R.check_fits(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         cluster = ray.cluster_resources()
         self.concurrency = R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0))
-        self.spec, self.client, self.storage, self.stop = spec, client, storage, stop
+        self.spec, self.client, self.storage, self.stop, self.uri = spec, client, storage, stop, uri
         self.stamp = time.strftime("%Y%m%d-%H%M%S")  # Tune folders per launch; Train's stay per trial
         metric = spec.search.metric[0] if spec.search else "eval/und/total"
         mode = spec.search.mode[0] if spec.search else "max"
@@ -238,7 +250,8 @@ class _Launch:
         from sweeps.trial import run_trial, trial_name
 
         train_path = R.uses_ray_train(self.spec)
-        trainable = tune.with_resources(run_trial, {k.lower(): v for k, v in R.bundles(self.spec)[0].items()})
+        trainable = tune.with_resources(tune.with_parameters(run_trial, tracking_uri=self.uri),
+                                        {k.lower(): v for k, v in R.bundles(self.spec)[0].items()})
         callbacks = [self.progress, FreeOrphans()] if train_path else [self.progress]
         tuner = tune.Tuner(
             trainable,
@@ -294,7 +307,9 @@ class _Launch:
         failed = {r.info.run_name for r in runs if r.info.status == "FAILED"}
         not_run = {r.info.run_name for r in runs if r.info.status == "SCHEDULED"}
         finished = sum(r.info.status == "FINISHED" for r in runs)
-        return finished, sorted(failed | set(self.errored)), sorted(not_run)
+        run_name = {r.info.run_name.replace("/", "-"): r.info.run_name for r in runs}  # Tune's names -> MLflow's
+        errored = {run_name.get(n, n) for n in self.errored}  # a trial counted once, under its run's name
+        return finished, sorted(failed | errored), sorted(not_run)
 
 
 def _name_of(result) -> str:

@@ -28,8 +28,11 @@ def stdout_to_stderr():
 
 
 def print_json(obj) -> None:
-    """One line of strict JSON: NaN and infinities become null, numpy numbers plain numbers."""
-    print(json.dumps(plain(obj), allow_nan=False), flush=True)
+    """One line of strict JSON: NaN and infinities become null, numpy numbers plain numbers, URIs without
+    their passwords."""
+    from sweeps.defaults import redact
+
+    print(redact(json.dumps(plain(obj), allow_nan=False)), flush=True)
 
 
 def plain(obj):

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from sweeps import resources as R
+from sweeps.defaults import redact
 from sweeps.spec import SweepSpec, Trial, expand
 
 
@@ -61,7 +62,7 @@ class Plan:
 
     def as_json(self) -> dict:
         return {
-            "sweep": self.spec.name, "smoke": self.smoke, "tracking_uri": self.tracking_uri,
+            "sweep": self.spec.name, "smoke": self.smoke, "tracking_uri": redact(self.tracking_uri),
             "experiment": self.spec.tracking.experiment,
             "trials": self.planned, "cells": len({t.cell for t in self.trials}),
             "seeds": sorted({t.seed for t in self.trials}), "to_run": self.to_run_count,

@@ -26,7 +26,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from sweeps.defaults import EXPERIMENT_ENV
+from sweeps.defaults import EXPERIMENT_ENV, redact
 from sweeps.errors import Ambiguous, NotFound
 from unified import config as C
 
@@ -42,6 +42,7 @@ STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sam
 AXIS = "unisweep.axis."  # + a key that varies across the sweep (sweeps.spec.varying_axes) = the trial's value
 STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
 ERROR = "unisweep.error"  # why a FAILED run failed, one line
+FOR_GOOD = "unisweep.failed_for_good"  # "true": FAILED for a reason a rerun cannot change (a diverging loss)
 STORAGE = "unisweep.storage"  # on a parent run: where its launch kept Ray results and Optuna studies
 EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000
@@ -118,7 +119,8 @@ def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, 
         client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])  # provenance of this launch
     else:
         run_id = client.create_run(experiment_id, tags=tags, run_name=spec.name).info.run_id
-    client.log_text(run_id, spec_text, "spec.yaml")  # the latest spec; an extended grid replaces the old one
+    # the latest spec (an extended grid replaces the old one), without the passwords of URIs written in it
+    client.log_text(run_id, redact(spec_text), "spec.yaml")
     return run_id
 
 
@@ -212,10 +214,12 @@ def unschedule(client: MlflowClient, run_id: str) -> None:
     client.update_run(run_id, status="SCHEDULED")
 
 
-def fail(client: MlflowClient, run_id: str, error: BaseException | str) -> None:
-    """End a run FAILED with its reason as one line (tag `unisweep.error`)."""
+def fail(client: MlflowClient, run_id: str, error: BaseException | str, for_good: bool = False) -> None:
+    """End a run FAILED with its reason as one line (tag `unisweep.error`); `for_good`: a rerun would fail the
+    same way (a diverging loss), so `run` and `resume` leave it alone unless told `--retry-failed`."""
     reason = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
-    finish(client, run_id, "FAILED", {ERROR: " ".join(str(reason).split())[:MAX_TAG_CHARS]})
+    tags = {ERROR: " ".join(str(reason).split())[:MAX_TAG_CHARS], **({FOR_GOOD: "true"} if for_good else {})}
+    finish(client, run_id, "FAILED", tags)
 
 
 class RunLogger:
@@ -326,6 +330,13 @@ def finished_trials(client: MlflowClient, experiment_id: str, sweep: str) -> set
     """(cell, seed) of every FINISHED trial of the sweep: what `run` and `resume` skip."""
     where = "attributes.status = 'FINISHED'"
     return {(r.data.tags[CELL], int(r.data.tags[SEED])) for r in search_trials(client, experiment_id, sweep, where)}
+
+
+def failed_for_good(client: MlflowClient, experiment_id: str, sweep: str) -> dict[tuple[str, int], str]:
+    """{(cell, seed): run name} of the sweep's trials FAILED for good: skipped unless `--retry-failed`."""
+    where = f"attributes.status = 'FAILED' and tags.`{FOR_GOOD}` = 'true'"
+    return {(r.data.tags[CELL], int(r.data.tags[SEED])): r.info.run_name
+            for r in search_trials(client, experiment_id, sweep, where)}
 
 
 def mark_stale_running_failed(client: MlflowClient, experiment_id: str, sweep: str) -> int:

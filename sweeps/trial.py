@@ -1,8 +1,10 @@
 """One Tune trial: find its MLflow run, train (here, or on a Ray Train worker group), close the run.
 
 Ray runs these functions in other processes; they must live in the installed package (docs/PLATFORM.md §10).
-`run_trial(config)` is the Tune function trainable. `config["job"]` is what the driver fixed for the trial
-(see `driver._job`); a search adds its sampled values as top-level dotted keys. Two paths (docs/DESIGN.md §8):
+`run_trial(config, tracking_uri)` is the Tune function trainable. `config["job"]` is what the driver fixed for
+the trial (`base` in `driver.run_sweep`, plus its name, config and run id); a search adds its sampled values as
+top-level dotted keys. The store's URI comes apart from the config, so that Tune never writes it to storage.
+Two paths (docs/DESIGN.md §8):
 
 - in-process (`execution: auto`, one worker): `unified.train.train` runs in this Tune trial process and
   reports each eval point to Tune; rank "0" is this process.
@@ -27,13 +29,14 @@ STATE_FILE = "state.pt"
 NODE_TAG = "unisweep.node"
 
 
-def run_trial(config: dict) -> None:
+def run_trial(config: dict, tracking_uri: str) -> None:
+    """`tracking_uri` arrives apart from `config` (tune.with_parameters), so Tune never writes it to storage."""
     from mlflow import MlflowClient
     from ray import tune
 
     from sweeps import tracking
 
-    job = config["job"]
+    job = {**config["job"], "uri": tracking_uri}
     stop = _stop_event()
     client = MlflowClient(job["uri"])
     if job.get("run_id") is None:
@@ -43,11 +46,16 @@ def run_trial(config: dict) -> None:
         tune.report({**_tune_metrics(run.data.metrics, 100), "run_id": job["run_id"]})
         return
     _tag_node(client, job["run_id"])
+    from unified.errors import DivergenceError
+
     try:
         if job["workers"] > 1 or job["execution"] == "train":
-            _drive_trainer(job, client)
+            _drive_trainer(job)
         else:
             _train_here(job)
+    except DivergenceError as e:  # a result, not a crash: FAILED for good, and Tune sees the trial end cleanly
+        tracking.fail(client, job["run_id"], e, for_good=True)
+        return
     except BaseException as e:  # noqa: BLE001 - a failure closes the run, then re-raises
         # A stop (ASHA, or Ctrl-C through the driver's stopper) leaves the run RUNNING: only the driver knows
         # which it was, and settles it after the Tuner (stopped early: FINISHED; interrupted: FAILED).
@@ -88,13 +96,10 @@ def _train_here(job: dict) -> None:
 # ---------------------------------------------------------------- the Ray Train path
 
 
-def _drive_trainer(job: dict, client) -> None:
+def _drive_trainer(job: dict) -> None:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
-
-    from sweeps import tracking
-    from unified.errors import DivergenceError
 
     use_gpu = job["gpus_per_worker"] > 0
     per_worker = {"CPU": job["cpus_per_worker"], **({"GPU": job["gpus_per_worker"]} if use_gpu else {})}
@@ -111,10 +116,7 @@ def _drive_trainer(job: dict, client) -> None:
             failure_config=ray.train.FailureConfig(max_failures=job["max_failures"]),
             callbacks=[TuneReportCallback()]),  # built inside the Tune trial, as it must be (docs/PLATFORM.md §4)
     )
-    trainer.fit()  # Tune heard every eval point through the callback
-    error = client.get_run(job["run_id"]).data.tags.get(tracking.ERROR)
-    if error:  # a worker recorded a diverging loss and returned: a result, not a failure to retry
-        raise DivergenceError(error)
+    trainer.fit()  # Tune heard every eval point through the callback; a diverged run is FAILED for good by now
 
 
 def train_worker(job: dict) -> None:
@@ -154,7 +156,7 @@ def train_worker(job: dict) -> None:
     except DivergenceError as e:  # every rank sees it at the same step (train.py syncs the check)
         report.flush()  # the losses that led there, before the run closes
         if rank == 0:
-            tracking.fail(MlflowClient(job["uri"]), job["run_id"], e)
+            tracking.fail(MlflowClient(job["uri"]), job["run_id"], e, for_good=True)
     finally:
         report.flush()
 

@@ -228,3 +228,18 @@ def test_report_json_holds_every_verdict_and_the_report_path(analysis_store, tmp
     assert "1-und" in verdicts and "inconclusive" in {v["verdict"] for v in verdicts.values()}  # no planted effect
     for v in verdicts.values():
         assert {"finding", "claim", "effect", "ci_low", "ci_high", "n", "verdict", "detail"} <= set(v)
+
+
+@pytest.mark.parametrize("uri, shown", [
+    ("postgresql://me:pa:ss@db:5432/mlflow", "postgresql://me:***@db:5432/mlflow"),
+    ("mysql+pymysql://root:p%40ss@h/db", "mysql+pymysql://root:***@h/db"),
+    ("http://alice:s3cret@127.0.0.1:5000", "http://alice:***@127.0.0.1:5000"),
+    ("http://127.0.0.1:5000", "http://127.0.0.1:5000"),
+    ("sqlite:////tmp/m.db", "sqlite:////tmp/m.db")])
+def test_uris_are_shown_without_their_passwords(uri, shown, capsys):
+    from sweeps.defaults import redact
+    from sweeps.output import print_json
+
+    assert redact(f'tracking: {{uri: "{uri}"}}') == f'tracking: {{uri: "{shown}"}}'  # the spec.yaml artifact
+    print_json({"tracking_uri": uri})  # every --json output
+    assert json.loads(capsys.readouterr().out)["tracking_uri"] == shown

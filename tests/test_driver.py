@@ -154,23 +154,76 @@ def test_ctrl_c_stops_the_sweep_and_resume_finishes_it_in_the_same_runs(tmp_path
         assert steps == [50, 100] and T.ERROR not in r.data.tags  # nothing logged twice
 
 
-def test_a_sweep_logs_to_a_real_mlflow_server(tmp_path, cache_dir, ray_local, server):
+def test_a_sweep_logs_to_a_real_mlflow_server_and_its_password_is_nowhere(tmp_path, cache_dir, ray_local, server):
+    """Through Ray Train, with a password in the server's URI: the trial logs with it, and no file the sweep or
+    its report writes, and nothing MLflow holds, contains it."""
+    secret = "s3cret-pw"
+    with_password = server.replace("http://", f"http://alice:{secret}@")
     text = f"""name: served
 base: smartwatch-cpu
 seeds: [0]
 grid:
   data.tasks: [mixed]
-tracking: {{uri: "{server}", experiment: served}}
+tracking: {{uri: "{with_password}", experiment: served}}
 storage: {tmp_path / "ray"}
+resources: {{workers_per_trial: 1, cpus_per_worker: 1, execution: train}}
 """
     spec = S.parse_spec(text)
     result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
     assert (result.finished, result.failed) == (1, [])
+    from analysis.report import write_report
+
+    write_report(with_password, ["served"], tmp_path / "report", experiment="served")
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "params.json" for p in written) and (tmp_path / "report" / "report.md").is_file()
+    assert [p for p in written if secret.encode() in p.read_bytes()] == []
     client = MlflowClient(server)
     experiment = client.get_experiment_by_name("served").experiment_id
     (run,) = T.search_trials(client, experiment, "served")
     assert run.info.status == "FINISHED" and run.data.tags["unisweep.git_sha"]
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/gen/attr_acc")] == [50, 100]
     assert {"config.yaml", "generated.png", "real.png"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "spec.yaml" in {a.path for a in client.list_artifacts(T.sweep_run(client, experiment, "served", True)
-                                                                  .info.run_id)}
+    parent = T.sweep_run(client, experiment, "served", True)
+    assert "spec.yaml" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    stored = T.spec_text(client, parent.info.run_id)
+    assert "alice:***@" in stored and secret not in stored
+    for r in (run, parent):
+        held = client.get_run(r.info.run_id).data
+        assert secret not in repr((held.params, held.tags))
+
+
+def test_a_diverged_trial_fails_for_good_once_and_is_rerun_only_when_asked(tmp_path, cache_dir, ray_local,
+                                                                           capsys):
+    from sweeps.cli import main
+
+    db, storage = tmp_path / "mlflow.db", tmp_path / "ray"
+    path = tmp_path / "spec.yaml"
+    path.write_text(f"""name: bad_lr
+base: smartwatch-cpu
+seeds: [0]
+grid:
+  train.lr: [0.003, 1.0e+30]
+tracking: {{uri: "sqlite:///{db}", experiment: tests}}
+storage: {storage}
+""")
+    spec = S.load_spec(path)
+    result = run_sweep(spec, path.read_text(), smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    client = MlflowClient(f"sqlite:///{db}")
+    experiment = client.get_experiment_by_name("tests").experiment_id
+    runs = {r.data.params["train.lr"]: r for r in T.search_trials(client, experiment, "bad_lr")}
+    bad = runs["1e+30"]
+    assert result.finished == 1 and result.failed == [bad.info.run_name]  # once, under its run's name
+    assert bad.info.status == "FAILED" and bad.data.tags[T.FOR_GOOD] == "true" and "train.lr" in bad.data.tags[T.ERROR]
+
+    capsys.readouterr()
+    argv = ["run", str(path), "--smoke", "--cache-dir", str(cache_dir), "--json"]
+    assert main(argv) == 1  # nothing to run, and the sweep did not finish: "failed", not "finished"
+    out = json.loads(capsys.readouterr().out)
+    assert (out["failed_for_good"], out["failed"], out["launched"], out["outcome"]) == (
+        [bad.info.run_name], [], [], "failed")
+    assert T.sweep_run(client, experiment, "bad_lr", True).info.status == "FAILED"
+
+    again = run_sweep(spec, path.read_text(), smoke=True, cache_dir=cache_dir, progress=lambda *a: None,
+                      retry_failed=True)
+    assert again.failed == [bad.info.run_name] and again.finished == 0  # asked for: rerun, in the same run
+    assert len(T.search_trials(client, experiment, "bad_lr")) == 2
