@@ -263,9 +263,12 @@ class _Launch:
                 # A reused actor keeps its imports (about 8 s a trial on the Train path). Not where ASHA may stop
                 # a Train trial: its actor must die so that the controller it owns, and its workers, go too.
                 reuse_actors=not train_path or scheduler is None),
-            run_config=tune.RunConfig(name=name, storage_path=self.storage, verbose=0, callbacks=callbacks,
-                                      stop=self.stop,  # Ctrl-C
-                                      failure_config=tune.FailureConfig(max_failures=0)),  # Train retries
+            run_config=tune.RunConfig(
+                name=name, storage_path=self.storage, verbose=0, callbacks=callbacks, stop=self.stop,  # Ctrl-C
+                # Ray Train retries its own workers; an in-process trial is retried by Tune, from its last
+                # eval-point checkpoint, of which Tune keeps only the latest
+                failure_config=tune.FailureConfig(max_failures=0 if train_path else self.spec.resources.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         for result in tuner.fit():
             metrics = result.metrics or {}

@@ -11,6 +11,7 @@ setup and training time each logged, not its run's start to end (runs are create
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import statistics
 from pathlib import Path
@@ -75,12 +76,12 @@ class Plan:
 
 
 def local_resources() -> dict[str, float]:
-    """This machine as Ray would see it, without starting Ray."""
-    gpus = 0
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
-        import torch  # late: a second to import
-
-        gpus = torch.cuda.device_count()
+    """This machine as Ray would see it, without starting Ray or importing torch (a second and 200 MB): the
+    NVIDIA driver's device list, narrowed by $CUDA_VISIBLE_DEVICES."""
+    gpus = len(glob.glob("/proc/driver/nvidia/gpus/*"))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = min(gpus, len([d for d in visible.split(",") if d.strip()]))
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
 
 

@@ -45,7 +45,7 @@ Ray runs trials in other directories (docs/PLATFORM.md §4).
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import difflib
 import itertools
 import os
@@ -132,6 +132,8 @@ class SweepSpec:
     smoke_seeds: list[int] | None = None  # `smoke.seeds`: fewer seeds keep a smoke sweep short
     smoke_grid: dict[str, list] = field(default_factory=dict)  # `smoke.grid`: axis -> the values kept
     smoke_num_samples: int | None = None  # `smoke.num_samples`: fewer search samples
+    # grid point -> its resolved config, kept by validation for `expand` (a big grid resolves each cell once)
+    resolved: dict[str, C.ExperimentConfig] = field(default_factory=dict, repr=False, compare=False)
 
     def seeds_for(self, smoke: bool) -> list[int]:
         return self.smoke_seeds if smoke and self.smoke_seeds else self.seeds
@@ -465,7 +467,9 @@ def _validate_config(spec: SweepSpec) -> None:
             for v in (dist.args if dist.kind == "choice" else dist.args[:2])]
         for point in grid_points(spec, smoke):
             for sample in samples:
-                _cell_config(spec, common, point, sample, smoke)
+                cfg = _cell_config(spec, common, point, sample, smoke)
+            if not smoke and not spec.search:
+                spec.resolved[_point_key(spec, point)] = cfg
 
 
 def _cell_config(spec: SweepSpec, common: C.ExperimentConfig, point: dict, sample: dict | None = None,
@@ -539,8 +543,14 @@ def build_trial(spec: SweepSpec, point: dict[str, typing.Any], seed: int, smoke:
     return _trials(spec, point, [seed], common_config(spec, smoke), smoke)[0]
 
 
+def _point_key(spec: SweepSpec, point: dict) -> str:
+    """What a cell's config depends on besides the preset's code: a spec copied with other overrides misses."""
+    return repr((spec.base, sorted(spec.overrides.items()), sorted(point.items())))
+
+
 def _trials(spec: SweepSpec, point: dict, seeds: list[int], common: C.ExperimentConfig, smoke: bool) -> list[Trial]:
-    cfg = _cell_config(spec, common, point, smoke=smoke)
+    cached = None if smoke else spec.resolved.get(_point_key(spec, point))
+    cfg = cached or _cell_config(spec, common, point, smoke=smoke)
     cell = cell_of(cfg, spec.seed_scope)  # once per point: the seed is not part of the cell, nor of resolution
     return [_seeded(spec.name, cfg, cell, point, seed, spec.seed_scope) for seed in seeds]
 
@@ -549,23 +559,24 @@ def cell_of(cfg: C.ExperimentConfig, seed_scope: str = "trial") -> str:
     """The cell hash; under seed_scope "data" data.seed is the seed's, so the scope replaces it in the hash (and
     a cell never matches the same config with a fixed data.seed)."""
     if seed_scope == "trial":
-        return C.cell_hash(cfg)
-    return C.stable_hash([C.cell_hash(cfg), "data.seed follows the seed"])
+        return C.cell_hash(cfg, resolved=True)
+    return C.stable_hash([C.cell_hash(cfg, resolved=True), "data.seed follows the seed"])
 
 
 def _seeded(sweep: str, cfg: C.ExperimentConfig, cell: str, overrides: dict, seed: int,
             seed_scope: str = "trial") -> Trial:
-    seeded = copy.deepcopy(cfg)
-    seeded.seed = seed
+    # The trials of a cell share its sections (nothing mutates a trial's config): a grid of 100,000 trials must
+    # not hold 100,000 copies of one config.
+    seeded = dataclasses.replace(cfg, seed=seed)
     if seed_scope == "data":
-        seeded.data.seed = seed
+        seeded.data = dataclasses.replace(cfg.data, seed=seed)
     return Trial(cell, seed, dict(overrides), seeded, f"{sweep}/{cell}/s{seed}")
 
 
 def sampled_trial(sweep: str, common: C.ExperimentConfig, overrides: dict, seed: int) -> Trial:
     """The trial of one search sample: `overrides` = grid point + sampled values (validated at their bounds)."""
     cfg = C.resolve(C.override(common, overrides))
-    return _seeded(sweep, cfg, C.cell_hash(cfg), overrides, seed)
+    return _seeded(sweep, cfg, C.cell_hash(cfg, resolved=True), overrides, seed)
 
 
 def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:

@@ -162,10 +162,7 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
             **(extra_tags or {})}
     if found:
         run = found[0]
-        if run.info.status in ("FAILED", "SCHEDULED"):
-            client.update_run(run.info.run_id, status="RUNNING")
-            if ERROR in run.data.tags:  # the reason of the failure this run resumes from
-                client.delete_tag(run.info.run_id, ERROR)
+        reopen(client, run)
     else:
         run = client.create_run(experiment_id, tags=tags, run_name=trial.name)
     run_id = run.info.run_id
@@ -181,6 +178,15 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     if not found:
         client.log_text(run_id, C.to_yaml(trial.config), "config.yaml")
     return run_id
+
+
+def reopen(client: MlflowClient, run: Run) -> None:
+    """A FAILED or SCHEDULED run back to RUNNING, without the reason of the failure it resumes from."""
+    if run.info.status in ("FAILED", "SCHEDULED"):
+        client.update_run(run.info.run_id, status="RUNNING")
+        for tag in (ERROR, FOR_GOOD):
+            if tag in run.data.tags:
+                client.delete_tag(run.info.run_id, tag)
 
 
 def finish(client: MlflowClient, run_id: str, status: str = "FINISHED", tags: dict[str, str] | None = None) -> None:

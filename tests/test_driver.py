@@ -87,6 +87,7 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
 
     text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
     text = text.replace("[mixed, understanding]", "[understanding]").replace("name: drive", "name: crashy")
+    text += "resources: {max_failures: 0}\n"  # no retry: the crash fails the trial, and resume finishes it
     spec = S.parse_spec(text)
     monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}")  # the trial process dies once, after 50 %
     result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
@@ -108,6 +109,29 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/und/total")] == [50, 100]
     assert T.sweep_run(client, experiment, "crashy", smoke=True).info.status == "FINISHED"
     assert main(["resume", "nosuch", "--tracking-uri", spec.tracking.uri, "--experiment", "tests"]) == 2
+
+
+def test_an_in_process_trial_that_crashes_is_retried_from_its_last_checkpoint(tmp_path, cache_dir, ray_local,
+                                                                             monkeypatch):
+    from sweeps.driver import CRASH_ENV
+    from sweeps.trial import RESUMED_TAG
+
+    text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
+    text = text.replace("[mixed, understanding]", "[understanding]").replace("name: drive", "name: retried")
+    spec = S.parse_spec(text)  # resources.max_failures: 1, the default
+    monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}")  # the trial process dies once, after 50 %
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (result.finished, result.failed) == (1, [])
+    assert len(list((tmp_path / "crashes").iterdir())) == 1  # it really died
+    client = MlflowClient(spec.tracking.uri)
+    (run,) = T.search_trials(client, client.get_experiment_by_name("tests").experiment_id, "retried")
+    assert run.info.status == "FINISHED" and T.ERROR not in run.data.tags
+    assert run.data.tags[RESUMED_TAG] == "50"  # from the 50 % checkpoint, not from zero
+    for key in ("eval/und/total", "train/loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert len(steps) == len(set(steps)) and max(steps) == 100, key  # nothing logged twice
+    kept = [p for p in (tmp_path / "ray").rglob("checkpoint_*") if p.is_dir()]
+    assert len(kept) == 1  # Tune keeps the latest eval point's state only
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])

@@ -16,6 +16,7 @@ from sweeps import tracking as T
 from sweeps.driver import CRASH_ENV, run_sweep
 from sweeps.orphans import free_orphaned_placement_groups
 from sweeps.spec import parse_spec
+from sweeps.trial import RESUMED_TAG
 
 pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(400)]
 
@@ -84,6 +85,17 @@ def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_pat
     assert {"config.yaml", "generated.png", "real.png"} <= artifacts
     checkpoints = list((tmp_path / "ray" / "train").glob("*/checkpoint_*"))
     assert checkpoints, "rank 0 reported no Train checkpoint"
+    assert run.data.tags[RESUMED_TAG] == "50"  # the restarted workers resumed from the 50 % checkpoint
+
+    # The same spec and storage into a new, empty store: its run must train, not restore the old run's 100 %
+    monkeypatch.delenv(CRASH_ENV)
+    fresh = spec.tracking.uri.replace("mlflow.db", "fresh.db")
+    again = run_sweep(spec, text, smoke=True, tracking_uri=fresh, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (again.finished, again.failed) == (1, [])
+    client = MlflowClient(fresh)
+    (new,) = T.search_trials(client, client.get_experiment_by_name("tests").experiment_id, "ddp")
+    assert new.info.status == "FINISHED" and RESUMED_TAG not in new.data.tags
+    assert [m.step for m in client.get_metric_history(new.info.run_id, "eval/und/total")] == [50, 100]
 
 
 def test_asha_stops_ray_train_trials_and_their_workers_make_room(tmp_path, cache_dir, ray_local):
