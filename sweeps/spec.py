@@ -195,7 +195,7 @@ def _load_yaml(text: str, where: str):
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
-        raise SpecError(where, f"not valid YAML: {e}") from None
+        raise SpecError(where, f"not valid YAML: {' '.join(str(e).split())}") from None  # one line
 
 
 def parse_spec(text: str) -> SweepSpec:
@@ -246,7 +246,15 @@ def parse_spec(text: str) -> SweepSpec:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently)."""
+    """safe_load that refuses a key given twice in one mapping (PyYAML keeps the last one silently), and aliases:
+    a spec has no use for them, and nested aliases can make a few lines mean billions of values."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, f"an alias (*{event.anchor}): specs do not use YAML "
+                                              "anchors and aliases; write the values out", event.start_mark)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen = set()
