@@ -19,7 +19,6 @@ summary, so any run that is added, ends or logs a new value changes it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -272,7 +271,7 @@ def download_images(uri: str, run_ids: list[str], dst: str | Path,
     from mlflow import MlflowClient
 
     client, out = MlflowClient(uri), {}
-    with _no_progress_bars():
+    with tracking.quiet_artifacts():
         for run_id in run_ids:
             held = {f.path for f in client.list_artifacts(run_id)}
             for name in names:
@@ -288,7 +287,7 @@ def spec_texts(uri: str, parent_ids: dict[str, str]) -> dict[str, str]:
     from mlflow import MlflowClient
 
     client, out = MlflowClient(uri), {}
-    with _no_progress_bars():
+    with tracking.quiet_artifacts():
         for sweep, run_id in parent_ids.items():
             if "spec.yaml" in {f.path for f in client.list_artifacts(run_id)}:
                 out[sweep] = tracking.spec_text(client, run_id)
@@ -314,24 +313,10 @@ def attach_report(uri: str, parent_ids: list[str], files: list[Path], root: Path
     client = MlflowClient(uri)
     now = int(time.time() * 1000)
     values = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]
-    with _no_progress_bars():
+    with tracking.quiet_artifacts():
         for run_id in parent_ids:
             if tags or values:  # one request per parent, not one per verdict (over HTTP each is a round trip)
                 client.log_batch(run_id, metrics=values, tags=[RunTag(k, v) for k, v in (tags or {}).items()])
             for path in files:
                 sub = Path(prefix) / path.relative_to(root).parent
                 client.log_artifact(run_id, str(path), sub.as_posix())
-
-
-@contextlib.contextmanager
-def _no_progress_bars():
-    """MLflow draws a progress bar per artifact transfer; the report prints its own summary instead."""
-    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
-        else:
-            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old

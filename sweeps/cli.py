@@ -23,6 +23,7 @@ Exit codes (run, resume, status):
   1    a trial FAILED and none is left to run (run and resume name them on stderr)
   2    bad input, e.g. no such spec, sweep or experiment: a one-line reason on stderr
   3    unfinished: a trial still RUNNING or SCHEDULED (the sweep runs, or was interrupted: `unisweep resume NAME`)
+  4    busy: another live driver runs this sweep (run and resume; its host, pid and start on stderr)
   130  Ctrl-C stopped the sweep; 143: a SIGTERM did (e.g. `ray job stop`). `unisweep resume NAME` runs the
        trials it cut short or never started
 """
@@ -41,11 +42,11 @@ import time
 from pathlib import Path
 
 from sweeps import defaults
-from sweeps.errors import Ambiguous, NotFound
+from sweeps.errors import Ambiguous, NotFound, SweepBusy
 from sweeps.output import print_json, stdout_to_stderr
 from unified import config as C
 
-OK, FAILED, BAD_INPUT, UNFINISHED = 0, 1, 2, 3  # exit codes; 128 + the signal after an interrupt
+OK, FAILED, BAD_INPUT, UNFINISHED, BUSY = 0, 1, 2, 3, 4  # exit codes; 128 + the signal after an interrupt
 CODES = {"finished": OK, "failed": FAILED, "unfinished": UNFINISHED}
 
 
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     except (C.ConfigError, NotFound, Ambiguous) as e:
         print(f"unisweep: error: {defaults.redact(str(e))}", file=sys.stderr)
         return BAD_INPUT
+    except SweepBusy as e:
+        print(f"unisweep: error: {e}", file=sys.stderr)
+        return BUSY
     except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -28,7 +28,7 @@ import os
 import time
 from pathlib import Path
 
-from sweeps import defaults, tracking
+from sweeps import defaults, lease, tracking
 from sweeps import resources as R
 from sweeps.interrupt import catch_ctrl_c
 from sweeps.spec import SweepSpec, Trial, common_config, expand, varying_axes
@@ -71,10 +71,26 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
 
     experiment = tracking.ensure_store(uri, name)
     client = MlflowClient(uri)
-    stale = tracking.mark_stale_running_failed(client, experiment, spec.name)
+    # One live driver per sweep: hold its lease before touching any of its runs
+    existing = tracking.sweep_run(client, experiment, spec.name, smoke)
+    held = lease.acquire(client, existing.info.run_id, spec.name) if existing else None
+    parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke, storage)
+    held = held or lease.acquire(client, parent, spec.name)
+    try:
+        return _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, storage, address,
+                         cache_dir, progress, retry_failed, t0)
+    finally:
+        held.release()
+
+
+def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, storage, address, cache_dir,
+              progress, retry_failed, t0) -> SweepResult:
+    """The sweep, once this driver holds its lease."""
+    if held.took_over:
+        progress(f"took over sweep {spec.name} from a driver that stopped answering ({held.took_over.describe()})")
+    stale = tracking.mark_stale_running_failed(client, experiment, spec.name, smoke)
     if stale:
         progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
-    parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke, storage)
     if spec.search:
         todo = _study_todo(client, experiment, spec, cells, spec.num_samples(smoke))
         planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)

@@ -7,3 +7,7 @@ class NotFound(Exception):
 
 class Ambiguous(Exception):
     """A sweep name the store holds in several experiments: the user names one with --experiment."""
+
+
+class SweepBusy(Exception):
+    """Another live driver runs this sweep (sweeps/lease.py)."""

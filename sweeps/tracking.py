@@ -12,6 +12,7 @@ on the SQLite schema), then `mark_stale_running_failed`, `start_sweep` and `tria
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import math
@@ -139,13 +140,28 @@ def spec_text(client: MlflowClient, run_id: str) -> str:
     """The spec YAML a sweep's parent run holds (`resume NAME` runs it again)."""
     import tempfile
 
-    with tempfile.TemporaryDirectory() as d:
+    with tempfile.TemporaryDirectory() as d, quiet_artifacts():
         return Path(client.download_artifacts(run_id, "spec.yaml", d)).read_text()
 
 
+@contextlib.contextmanager
+def quiet_artifacts():
+    """MLflow draws a progress bar per artifact transfer; our commands print their own lines instead."""
+    old = os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR")
+        else:
+            os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = old
+
+
 def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, smoke: bool = False,
-              extra_tags: dict[str, str] | None = None, axes: list[str] = ()) -> str:
+              extra_tags: dict[str, str] | None = None, axes: list[str] = (), reuse_running: bool = True) -> str:
     """Find the run of (sweep, cell, seed), or create it; record config, params and tags; return its id.
+    `reuse_running=False` for search samples: two concurrent samples of one config each get their own run.
 
     A found FAILED or SCHEDULED run is set back to RUNNING (the trial resumes into it); a FINISHED one is
     returned as it is. `axes`: the keys that vary across the sweep (`seed` included), each tagged
@@ -154,8 +170,9 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     """
     sweep = trial.name.split("/")[0]
     ids = {ROLE: "trial", SWEEP: sweep, CELL: trial.cell, SEED: str(trial.seed)}
-    found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in REUSABLE]
-    found.sort(key=lambda r: (REUSABLE.index(r.info.status), -r.info.start_time))
+    reusable = REUSABLE if reuse_running else tuple(s for s in REUSABLE if s != "RUNNING")
+    found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in reusable]
+    found.sort(key=lambda r: (reusable.index(r.info.status), -r.info.start_time))
     point = {**trial.overrides, "seed": trial.seed}
     tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
             SMOKE: _flag(smoke), **provenance_tags(), **{f"{AXIS}{k}": str(point[k]) for k in axes if k in point},
@@ -345,11 +362,13 @@ def failed_for_good(client: MlflowClient, experiment_id: str, sweep: str) -> dic
             for r in search_trials(client, experiment_id, sweep, where)}
 
 
-def mark_stale_running_failed(client: MlflowClient, experiment_id: str, sweep: str) -> int:
-    """Mark the sweep's RUNNING trials FAILED: call at the start of `run`/`resume`, when none of ours runs yet."""
-    stale = search_trials(client, experiment_id, sweep, "attributes.status = 'RUNNING'")
+def mark_stale_running_failed(client: MlflowClient, experiment_id: str, sweep: str, smoke: bool = False) -> int:
+    """Mark the sweep's RUNNING trials (at this smoke flag) FAILED: call at the start of `run`/`resume`, once this
+    driver holds the sweep's lease (sweeps/lease.py), so none of them belongs to a live driver."""
+    where = f"attributes.status = 'RUNNING' and tags.`{SMOKE}` = '{_flag(smoke)}'"
+    stale = search_trials(client, experiment_id, sweep, where)
     for run in stale:
-        client.set_terminated(run.info.run_id, "FAILED")
+        fail(client, run.info.run_id, "its driver died (the sweep's lease expired); rerun by the next driver")
     return len(stale)
 
 

@@ -258,7 +258,7 @@ def _search_sample(client, job: dict, config: dict) -> dict:
 
     trial = _sampled(job, config)
     run_id = tracking.trial_run(client, job["experiment_id"], job["parent_id"], trial, job["smoke"],
-                                {tracking.STUDY: job["study"]}, axes=job["axes"])
+                                {tracking.STUDY: job["study"]}, axes=job["axes"], reuse_running=False)
     return {**job, "name": trial.name, "config": C.flatten(trial.config), "run_id": run_id}
 
 

@@ -178,6 +178,17 @@ def test_finished_trials_and_stale_running_runs(store, spec, trials):
     assert T.mark_stale_running_failed(client, exp_id, spec.name) == 0
 
 
+def test_concurrent_search_samples_of_one_config_never_share_a_run(store, spec, trials):
+    client, exp_id, _ = store
+    parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)
+    first = T.trial_run(client, exp_id, parent, trials[0], reuse_running=False)
+    second = T.trial_run(client, exp_id, parent, trials[0], reuse_running=False)  # the first is still RUNNING
+    assert first != second
+    T.finish(client, second, "FAILED")
+    assert T.trial_run(client, exp_id, parent, trials[0], reuse_running=False) == second  # a failed one resumes
+    assert T.trial_run(client, exp_id, parent, trials[0]) in (first, second)  # a grid trial reuses its run
+
+
 def test_search_trials_pages_through_every_run(store, spec, trials):
     client, exp_id, _ = store
     parent = T.start_sweep(client, exp_id, spec, SPEC_TEXT)

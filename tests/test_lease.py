@@ -1,0 +1,118 @@
+"""One live driver per sweep (sweeps/lease.py): a second `unisweep run` of a live sweep refuses and names the live
+driver; a driver killed with SIGKILL leaves a lease that expires, and `resume` takes over, fails the dead
+driver's RUNNING runs and finishes every trial exactly once. Real `unisweep` processes on the session's real Ray
+(`--address`), a real SQLite store."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from sweeps import lease as L
+from sweeps import tracking as T
+from sweeps.errors import SweepBusy
+
+pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(400)]
+
+SPEC = """name: {name}
+base: smartwatch-cpu
+seeds: [0, 1, 2]
+grid:
+  data.tasks: [understanding]
+tracking: {{uri: "sqlite:///{db}", experiment: tests}}
+storage: {storage}
+"""
+
+
+def test_a_lease_is_refused_while_alive_and_taken_over_once_silent(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = MlflowClient(uri)
+    run_id = client.create_run(T.ensure_store(uri, "tests")).info.run_id
+    monkeypatch.setenv(L.TTL_ENV, "2")
+    first = L.acquire(client, run_id, "leased")
+    with pytest.raises(SweepBusy, match=rf"host {socket.gethostname()}, pid {os.getpid()}, since "):
+        L.acquire(client, run_id, "leased")
+    time.sleep(2.5)  # the heartbeat (every ttl / 4) keeps it alive past its time to live
+    with pytest.raises(SweepBusy):
+        L.acquire(client, run_id, "leased")
+    first._stop.set()  # the driver dies: no more heartbeats
+    time.sleep(2.5)
+    second = L.acquire(client, run_id, "leased")
+    assert second.took_over is not None and second.took_over.owner == first.owner
+    second.release()  # a clean end frees it at once, and is no takeover
+    third = L.acquire(client, run_id, "leased")
+    assert third.took_over is None
+    third.release()
+
+
+def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict | None = None) -> subprocess.Popen:
+    """`unisweep run SPEC --smoke` (or `resume NAME`) in its own process, on the session's Ray."""
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text(SPEC.format(name=name, db=tmp_path / "mlflow.db", storage=tmp_path / "ray"))
+    target = [str(spec), "--smoke"] if command == "run" else [
+        name, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "tests"]
+    cmd = [sys.executable, "-m", "sweeps.cli", command, *target, "--cache-dir", str(cache_dir),
+           "--address", ray_local.get_runtime_context().gcs_address]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _runs(tmp_path, name):
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment = client.get_experiment_by_name("tests")
+    return client, (T.search_trials(client, experiment.experiment_id, name) if experiment else [])
+
+
+def _wait_for(predicate, timeout_s: float = 180):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+def test_a_second_driver_of_a_live_sweep_refuses_and_the_first_finishes(tmp_path, ray_local, cache_dir):
+    first = _driver(tmp_path, ray_local, cache_dir, "twice", "run")
+    _wait_for(lambda: any(r.info.status == "RUNNING" for r in _runs(tmp_path, "twice")[1]))
+    second = _driver(tmp_path, ray_local, cache_dir, "twice", "run")
+    _, err = second.communicate(timeout=120)
+    assert second.returncode == 4, err
+    assert f"pid {first.pid}, since" in err and "Traceback" not in err
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    client, runs = _runs(tmp_path, "twice")
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    for r in runs:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "eval/und/total")]
+        assert steps == [50, 100]
+
+
+def test_a_killed_drivers_sweep_is_taken_over_by_resume(tmp_path, ray_local, cache_dir):
+    ttl = {L.TTL_ENV: "10"}  # long enough for the `resume` that comes too soon to start and ask
+    dead = _driver(tmp_path, ray_local, cache_dir, "orphaned", "run", env=ttl)
+    _wait_for(lambda: any(r.info.status == "FINISHED" for r in _runs(tmp_path, "orphaned")[1])
+              and any(r.info.status == "RUNNING" for r in _runs(tmp_path, "orphaned")[1]))
+    dead.send_signal(signal.SIGKILL)  # no handler runs: its runs and its lease stay as they were
+    killed_at = time.time()
+    dead.wait(30)
+    busy = _driver(tmp_path, ray_local, cache_dir, "orphaned", "resume", env=ttl)
+    _, err = busy.communicate(timeout=120)
+    assert busy.returncode == 4 and f"pid {dead.pid}," in err  # too soon: its lease has not expired yet
+    time.sleep(max(0.0, killed_at + 10.5 - time.time()))  # no heartbeat for the lease's time to live
+    taker = _driver(tmp_path, ray_local, cache_dir, "orphaned", "resume", env=ttl)
+    out, err = taker.communicate(timeout=300)
+    assert taker.returncode == 0, err
+    assert "took over sweep orphaned" in out and "run(s) left RUNNING by an earlier driver as FAILED" in out
+    client, runs = _runs(tmp_path, "orphaned")
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}  # one run per (cell, seed)
+    for r in runs:
+        steps = [m.step for m in client.get_metric_history(r.info.run_id, "eval/und/total")]
+        assert steps == [50, 100]  # nothing logged twice
+    parent = T.sweep_run(client, client.get_experiment_by_name("tests").experiment_id, "orphaned", True)
+    assert parent.info.status == "FINISHED" and parent.data.tags[L.BEAT] == "0"  # released at the end
