@@ -31,6 +31,7 @@ from pathlib import Path
 from sweeps import defaults, lease, tracking
 from sweeps import resources as R
 from sweeps.interrupt import catch_ctrl_c
+from sweeps.job import TrialJob
 from sweeps.spec import SweepSpec, Trial, common_config, expand, varying_axes
 from unified import config as C
 
@@ -116,11 +117,9 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
     client.log_metric(parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's own cost
     # The store's URI is not in the job: Tune writes each trial's config to storage (params.json), and a URI may
     # hold a password. `_Launch` hands it to the trials through the object store instead.
-    base = {"sweep": spec.name, "smoke": smoke, "experiment_id": experiment, "parent_id": parent,
-            "cache_dir": cache_dir, "storage": storage, "workers": spec.resources.workers_per_trial,
-            "cpus_per_worker": spec.resources.cpus_per_worker, "gpus_per_worker": spec.resources.gpus_per_worker,
-            "execution": spec.resources.execution, "max_failures": spec.resources.max_failures,
-            "crash_after": _crash_after(), "axes": varying_axes(spec, smoke)}
+    r = spec.resources
+    base = TrialJob(spec.name, smoke, experiment, parent, cache_dir, storage, r.workers_per_trial, r.cpus_per_worker,
+                    r.gpus_per_worker, r.execution, r.max_failures, tuple(varying_axes(spec, smoke)), _crash_after())
     with _ray(address), catch_ctrl_c(progress) as stop:
         launch = _Launch(spec, client, to_run, storage, progress, stop, uri)
         if spec.search:
@@ -128,13 +127,12 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
             for study, n in todo:
                 if stop.requested:
                     break
-                launch.study(study, n, {**base, "name": study.name, "common": common, "point": study.overrides,
-                                        "seed": study.seed, "study": study.cell,
-                                        "search_keys": list(spec.search.space)})
+                launch.study(study, n, dataclasses.replace(
+                    base, name=study.name, common=common, point=study.overrides, seed=study.seed, study=study.cell,
+                    search_keys=tuple(spec.search.space)))
         else:
-            launch.grid([{**base, "name": t.name, "config": C.flatten(t.config),
-                          "run_id": tracking.trial_run(client, experiment, parent, t, smoke, axes=base["axes"])}
-                         for t in todo])
+            launch.grid([dataclasses.replace(base, name=t.name, config=C.flatten(t.config), run_id=tracking.trial_run(
+                client, experiment, parent, t, smoke, axes=base.axes)) for t in todo])
         finished, failed, not_run = launch.settle(experiment)
     tracking.finish(client, parent, "FINISHED" if finished == to_run and not failed_before else "FAILED")
     for trial in failed:
@@ -244,18 +242,19 @@ class _Launch:
         progress(f"running {total} trial(s), at most {min(total, self.concurrency)} at a time, "
                  f"{need['CPU']:g} CPU{gpus} each ({path})")
 
-    def grid(self, jobs: list[dict]) -> None:
+    def grid(self, jobs: list[TrialJob]) -> None:
         from ray import tune
 
-        self.launched.update(j["run_id"] for j in jobs)
-        self._fit(f"{self.spec.name}-{self.stamp}", {"job": tune.grid_search(jobs)}, len(jobs))
+        self.launched.update(j.run_id for j in jobs)
+        self._fit(f"{self.spec.name}-{self.stamp}", {"job": tune.grid_search([j.as_config() for j in jobs])},
+                  len(jobs))
 
-    def study(self, cell: Trial, samples: int, job: dict) -> None:
+    def study(self, cell: Trial, samples: int, job: TrialJob) -> None:
         from sweeps.search import asha, optuna_search
 
         s = self.spec.search
-        self._fit(f"{self.spec.name}-{self.stamp}-{cell.cell}", {"job": job}, samples,
-                  search_alg=optuna_search(s, self.storage, f"{job['sweep']}{'-smoke' if job['smoke'] else ''}-"
+        self._fit(f"{self.spec.name}-{self.stamp}-{cell.cell}", {"job": job.as_config()}, samples,
+                  search_alg=optuna_search(s, self.storage, f"{job.sweep}{'-smoke' if job.smoke else ''}-"
                                                             f"{cell.cell}"),
                   scheduler=asha(s, cell.config.train.eval_points) if s.asha else None)
 

@@ -1,9 +1,9 @@
 """One Tune trial: find its MLflow run, train (here, or on a Ray Train worker group), close the run.
 
 Ray runs these functions in other processes; they must live in the installed package (docs/PLATFORM.md §10).
-`run_trial(config, tracking_uri)` is the Tune function trainable. `config["job"]` is what the driver fixed for
-the trial (`base` in `driver.run_sweep`, plus its name, config and run id); a search adds its sampled values as
-top-level dotted keys. The store's URI comes apart from the config, so that Tune never writes it to storage.
+`run_trial(config, tracking_uri)` is the Tune function trainable. `config["job"]` is the `sweeps.job.TrialJob`
+the driver fixed for the trial; a search adds its sampled values as top-level dotted keys. The store's URI comes
+apart from the config, so that Tune never writes it to storage.
 Two paths (docs/DESIGN.md §8):
 
 - in-process (`execution: auto`, one worker): `unified.train.train` runs in this Tune trial process and
@@ -21,10 +21,13 @@ restarted trial adds only what is new. A diverging loss is a result, not a crash
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 import time
 from pathlib import Path
+
+from sweeps.job import TrialJob
 
 STATE_FILE = "state.pt"
 NODE_TAG = "unisweep.node"
@@ -38,47 +41,47 @@ def run_trial(config: dict, tracking_uri: str) -> None:
 
     from sweeps import tracking
 
-    job = {**config["job"], "uri": tracking_uri}
+    job = dataclasses.replace(TrialJob.from_config(config["job"]), uri=tracking_uri)
     stop = _stop_event()
-    client = MlflowClient(job["uri"])
-    if job.get("run_id") is None:
+    client = MlflowClient(job.uri)
+    if job.run_id is None:
         job = _search_sample(client, job, config)
-    run = client.get_run(job["run_id"])
+    run = client.get_run(job.run_id)
     if run.info.status == "FINISHED":  # a search sampled a config that already ran: hand Optuna its result
-        tune.report({**_tune_metrics(run.data.metrics, 100), "run_id": job["run_id"]})
+        tune.report({**_tune_metrics(run.data.metrics, 100), "run_id": job.run_id})
         return
     tracking.reopen(client, run)  # Tune's retry of a trial whose first attempt failed
-    _tag_node(client, job["run_id"])
+    _tag_node(client, job.run_id)
     from unified.errors import DivergenceError
 
     try:
-        if job["workers"] > 1 or job["execution"] == "train":
+        if job.on_ray_train:
             _drive_trainer(job)
         else:
             _train_here(job)
     except DivergenceError as e:  # a result, not a crash: FAILED for good, and Tune sees the trial end cleanly
-        tracking.fail(client, job["run_id"], e, for_good=True)
+        tracking.fail(client, job.run_id, e, for_good=True)
         return
     except BaseException as e:  # noqa: BLE001 - a failure closes the run, then re-raises
         # A stop (ASHA, or Ctrl-C through the driver's stopper) leaves the run RUNNING: only the driver knows
         # which it was, and settles it after the Tuner (stopped early: FINISHED; interrupted: FAILED).
         if not (isinstance(e, SystemExit) or stop.is_set()):
-            tracking.fail(client, job["run_id"], e)
+            tracking.fail(client, job.run_id, e)
         raise
-    tracking.finish_unless_settled(client, job["run_id"])
+    tracking.finish_unless_settled(client, job.run_id)
 
 
 # ---------------------------------------------------------------- the in-process path
 
 
-def _train_here(job: dict) -> None:
+def _train_here(job: TrialJob) -> None:
     import torch
     from ray import tune
 
     from unified import config as C
     from unified.train import train
 
-    torch.set_num_threads(max(1, int(job["cpus_per_worker"])))  # never more threads than the CPUs Ray gave us
+    torch.set_num_threads(max(1, int(job.cpus_per_worker)))  # never more threads than the CPUs Ray gave us
     checkpoint = tune.get_checkpoint()  # set when Tune retries this trial (resources.max_failures)
     resume = _load_state(checkpoint.path) if checkpoint else None
     _tag_resumed(job, resume)
@@ -92,7 +95,7 @@ def _train_here(job: dict) -> None:
 
     report = _Reporter(job, publish, rank=0)
     try:
-        train(C.from_flat(job["config"]), report, resume=resume, cache_dir=job["cache_dir"])
+        train(C.from_flat(job.config), report, resume=resume, cache_dir=job.cache_dir)
     finally:
         report.flush()
 
@@ -100,31 +103,31 @@ def _train_here(job: dict) -> None:
 # ---------------------------------------------------------------- the Ray Train path
 
 
-def _drive_trainer(job: dict) -> None:
+def _drive_trainer(job: TrialJob) -> None:
     import ray.train
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    use_gpu = job["gpus_per_worker"] > 0
-    per_worker = {"CPU": job["cpus_per_worker"], **({"GPU": job["gpus_per_worker"]} if use_gpu else {})}
+    use_gpu = job.gpus_per_worker > 0
+    per_worker = {"CPU": job.cpus_per_worker, **({"GPU": job.gpus_per_worker} if use_gpu else {})}
     trainer = TorchTrainer(
         train_worker,
-        train_loop_config=job,
-        scaling_config=ray.train.ScalingConfig(num_workers=job["workers"], use_gpu=use_gpu,
+        train_loop_config={"job": job},
+        scaling_config=ray.train.ScalingConfig(num_workers=job.workers, use_gpu=use_gpu,
                                                resources_per_worker=per_worker),
         torch_config=TorchConfig(backend="nccl" if use_gpu else "gloo"),
         run_config=ray.train.RunConfig(
             # keyed by the MLflow run: a rerun of this run restores its checkpoint; another store's never does
-            name=f"{job['name'].replace('/', '-')}-{job['run_id']}",
-            storage_path=f"{job['storage'].rstrip('/')}/train",  # a local path or s3://...
+            name=f"{job.name.replace('/', '-')}-{job.run_id}",
+            storage_path=f"{job.storage.rstrip('/')}/train",  # a local path or s3://...
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
-            failure_config=ray.train.FailureConfig(max_failures=job["max_failures"]),
+            failure_config=ray.train.FailureConfig(max_failures=job.max_failures),
             callbacks=[TuneReportCallback()]),  # built inside the Tune trial, as it must be (docs/PLATFORM.md §4)
     )
     trainer.fit()  # Tune heard every eval point through the callback; a diverged run is FAILED for good by now
 
 
-def train_worker(job: dict) -> None:
+def train_worker(loop_config: dict) -> None:
     """One Ray Train worker: train under DDP; rank 0 logs to MLflow and reports the checkpoints."""
     import ray.train
     import torch
@@ -135,10 +138,11 @@ def train_worker(job: dict) -> None:
     from unified.errors import DivergenceError
     from unified.train import train
 
-    torch.set_num_threads(max(1, int(job["cpus_per_worker"])))
+    job: TrialJob = loop_config["job"]
+    torch.set_num_threads(max(1, int(job.cpus_per_worker)))
     rank = ray.train.get_context().get_world_rank()
     if rank == 0:
-        _tag_node(MlflowClient(job["uri"]), job["run_id"])  # where rank 0 trains, rather than its driver
+        _tag_node(MlflowClient(job.uri), job.run_id)  # where rank 0 trains, rather than its driver
     checkpoint = ray.train.get_checkpoint()  # set on a restart after a failure, or on a rerun of the trial
     resume = None
     if checkpoint is not None:
@@ -159,11 +163,11 @@ def train_worker(job: dict) -> None:
 
     report = _Reporter(job, publish, rank)
     try:
-        train(C.from_flat(job["config"]), report, resume=resume, cache_dir=job["cache_dir"])
+        train(C.from_flat(job.config), report, resume=resume, cache_dir=job.cache_dir)
     except DivergenceError as e:  # every rank sees it at the same step (train.py syncs the check)
         report.flush()  # the losses that led there, before the run closes
         if rank == 0:
-            tracking.fail(MlflowClient(job["uri"]), job["run_id"], e, for_good=True)
+            tracking.fail(MlflowClient(job.uri), job.run_id, e, for_good=True)
     finally:
         report.flush()
 
@@ -174,13 +178,13 @@ def train_worker(job: dict) -> None:
 class _Reporter:
     """`report(metrics, step, state)` for `unified.train`: MLflow on rank 0, Tune/Train at the eval points."""
 
-    def __init__(self, job: dict, publish, rank: int):
+    def __init__(self, job: TrialJob, publish, rank: int):
         from mlflow import MlflowClient
 
         from sweeps import tracking
 
         self.job, self.publish = job, publish
-        self.log = tracking.RunLogger(MlflowClient(job["uri"]), job["run_id"]) if rank == 0 else None
+        self.log = tracking.RunLogger(MlflowClient(job.uri), job.run_id) if rank == 0 else None
 
     def __call__(self, metrics: dict, step: int, state: dict | None = None):
         images = state.pop("images", None) if state is not None else None
@@ -188,7 +192,7 @@ class _Reporter:
             self.log(metrics, step)
             if images and step == 100:
                 self.log.images(images)
-        self.publish({**_tune_metrics(metrics, step), "run_id": self.job["run_id"]}, state)
+        self.publish({**_tune_metrics(metrics, step), "run_id": self.job.run_id}, state)
         if state is not None:
             _maybe_crash(self.job, step)
 
@@ -211,11 +215,11 @@ def _stop_event():
     return session.stop_event if session is not None else threading.Event()
 
 
-def _tag_resumed(job: dict, state: dict | None) -> None:
+def _tag_resumed(job: TrialJob, state: dict | None) -> None:
     if state is not None:
         from mlflow import MlflowClient
 
-        MlflowClient(job["uri"]).set_tag(job["run_id"], RESUMED_TAG, str(state["last_pct"]))
+        MlflowClient(job.uri).set_tag(job.run_id, RESUMED_TAG, str(state["last_pct"]))
 
 
 def _tag_node(client, run_id: str) -> None:
@@ -238,41 +242,42 @@ def _load_state(directory: str) -> dict:
 
 def trial_name(trial) -> str:
     """Tune's name for a trial (and its folder): ours, `{sweep}-{cell}-s{seed}`, also for a search sample."""
-    job = trial.config["job"]
-    name = job["name"] if job.get("run_id") else _sampled(job, trial.config).name
+    job = TrialJob.from_config(trial.config["job"])
+    name = job.name if job.run_id else _sampled(job, trial.config).name
     return name.replace("/", "-")
 
 
-def _sampled(job: dict, config: dict):
+def _sampled(job: TrialJob, config: dict):
     from sweeps.spec import sampled_trial
     from unified import config as C
 
-    sample = {k: config[k] for k in job["search_keys"]}
-    return sampled_trial(job["sweep"], C.from_flat(job["common"]), {**job["point"], **sample}, job["seed"])
+    sample = {k: config[k] for k in job.search_keys}
+    return sampled_trial(job.sweep, C.from_flat(job.common), {**job.point, **sample}, job.seed)
 
 
-def _search_sample(client, job: dict, config: dict) -> dict:
+def _search_sample(client, job: TrialJob, config: dict) -> TrialJob:
     """A search sample's trial and run, found or created here: the driver cannot know the sample in advance."""
     from sweeps import tracking
     from unified import config as C
 
     trial = _sampled(job, config)
-    run_id = tracking.trial_run(client, job["experiment_id"], job["parent_id"], trial, job["smoke"],
-                                {tracking.STUDY: job["study"]}, axes=job["axes"], reuse_running=False)
-    return {**job, "name": trial.name, "config": C.flatten(trial.config), "run_id": run_id}
+    run_id = tracking.trial_run(client, job.experiment_id, job.parent_id, trial, job.smoke,
+                                {tracking.STUDY: job.study}, axes=job.axes, reuse_running=False)
+    return dataclasses.replace(job, name=trial.name, config=C.flatten(trial.config), run_id=run_id)
 
 
-def _maybe_crash(job: dict, step: int) -> None:
+def _maybe_crash(job: TrialJob, step: int) -> None:
     """Fault injection for the tests: `crash_after` = (percent, marker dir) kills this process once, hard."""
-    if not job.get("crash_after"):
+    if not job.crash_after:
         return
-    percent, marker_dir = job["crash_after"]
-    marker = Path(marker_dir) / f"{job['name'].replace('/', '-')}.crashed"
+    percent, marker_dir = job.crash_after
+    marker = Path(marker_dir) / f"{job.name.replace('/', '-')}.crashed"
     if step >= percent and not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.touch()
         # A moment after the checkpoint, as a real crash would be: Train's controller registers a reported
-        # checkpoint when it next polls its workers (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S); a worker that dies
-        # before that restarts from the checkpoint before (measured: from zero). Nothing is logged twice either way.
-        time.sleep(1.0)
+        # checkpoint when it next polls its workers (RAY_TRAIN_HEALTH_CHECK_INTERVAL_S, 2 s unless set); a worker
+        # that dies before that restarts from the checkpoint before (measured: from zero). Nothing is logged twice
+        # either way.
+        time.sleep(3.0)
         os._exit(1)  # like a lost node: no cleanup, no exception to catch
