@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis import mlflow_internals
 from sweeps import tracking
 from sweeps.errors import NotFound
 
@@ -58,7 +59,7 @@ def load(uri: str, sweeps: list[str], experiment: str = "unisweep", cache_dir: s
     `bulk` (default) reads a SQLAlchemy store (SQLite, PostgreSQL) with a few SQL queries; otherwise, and
     always over HTTP, through the tracking API: `search_runs` pages, then histories in a thread pool."""
     client, experiment_id = tracking.connect(uri, experiment)
-    db = _sql_store(client) if bulk else None
+    db = mlflow_internals.sql_store(client) if bulk else None
     if db is not None:
         listing = _sql_listing(db, experiment_id, sweeps)  # [(run_id, sweep, status, end_time, metric summary)]
         found = {row[1] for row in listing}
@@ -198,16 +199,13 @@ def _history_frame(rows) -> pd.DataFrame:
 # checks that both ways give the same frames.
 
 
-def _sql_store(client):
-    store = client._tracking_client.store
-    return store if hasattr(store, "ManagedSessionMaker") and hasattr(store, "engine") else None
-
-
 def _sql_listing(db, experiment_id: str, sweeps: list[str]) -> list[tuple]:
     """(run_id, sweep, status, end_time, #latest metrics, max timestamp, max step) of every active trial run."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlRun, SqlTag
     from sqlalchemy import and_, func, select
     from sqlalchemy.orm import aliased
+
+    m = mlflow_internals.models()
+    SqlLatestMetric, SqlRun, SqlTag = m.SqlLatestMetric, m.SqlRun, m.SqlTag
 
     role, sweep = aliased(SqlTag), aliased(SqlTag)
     query = (select(SqlRun.run_uuid, sweep.value, SqlRun.status, SqlRun.end_time, func.count(SqlLatestMetric.key),
@@ -224,7 +222,8 @@ def _sql_listing(db, experiment_id: str, sweeps: list[str]) -> list[tuple]:
 
 def _sql_records(db, run_ids: list[str]) -> list[dict]:
     """Run records (as `records_frame` takes them) for `run_ids`, four SELECTs per chunk of runs."""
-    from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+    m = mlflow_internals.models()
+    SqlLatestMetric, SqlParam, SqlRun, SqlTag = m.SqlLatestMetric, m.SqlParam, m.SqlRun, m.SqlTag
     from sqlalchemy import select
 
     records = {}
@@ -248,7 +247,7 @@ def _sql_records(db, run_ids: list[str]) -> list[dict]:
 
 
 def _sql_histories(db, run_ids: list[str], keys) -> pd.DataFrame:
-    from mlflow.store.tracking.dbmodels.models import SqlMetric
+    SqlMetric = mlflow_internals.models().SqlMetric
     from sqlalchemy import select
 
     rows = []

@@ -20,14 +20,12 @@ SETTLE_S = 30.0  # at the end of a Tuner, how long to wait for stopped trials' c
 def _actor_groups() -> list:
     """This job's placement groups, not yet removed, that an actor created (a Train controller's workers)."""
     import ray
-    from ray._private.state import state
-    from ray.core.generated import gcs_pb2
 
-    job, removed = ray.get_runtime_context().get_job_id(), gcs_pb2.PlacementGroupTableData.REMOVED
-    groups = [gcs_pb2.PlacementGroupTableData.FromString(raw)
-              for raw in state._connect_and_get_accessor().get_placement_group_table()]
-    return [pg for pg in groups if pg.creator_job_id.hex() == job and not pg.is_detached and pg.state != removed
-            and ray.ActorID(pg.creator_actor_id) != ray.ActorID.nil()]
+    from sweeps.ray_internals import placement_groups, removed_state
+
+    job, removed = ray.get_runtime_context().get_job_id(), removed_state()
+    return [pg for pg in placement_groups() if pg.creator_job_id.hex() == job and not pg.is_detached
+            and pg.state != removed and ray.ActorID(pg.creator_actor_id) != ray.ActorID.nil()]
 
 
 def free_orphaned_placement_groups() -> int:

@@ -209,10 +209,9 @@ def _stop_event():
     then raises `ActorDiedError`, which is a stop rather than a failure."""
     import threading
 
-    from ray.train._internal.session import get_session
+    from sweeps.ray_internals import trial_stop_event
 
-    session = get_session()
-    return session.stop_event if session is not None else threading.Event()
+    return trial_stop_event() or threading.Event()
 
 
 def _tag_resumed(job: TrialJob, state: dict | None) -> None:
