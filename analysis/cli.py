@@ -10,8 +10,8 @@ from pathlib import Path
 from sweeps import defaults
 
 REPORT_JSON = ("one JSON object on stdout, everything else on stderr: sweeps, tracking_uri, experiment, report "
-               "(report.md's path), verdicts (one per finding: key, finding, side, claim, effect, ci_low, ci_high, "
-               "n, verdict, detail)")
+               "(report.md's path), report_html (report.html's), verdicts (one per finding: key, finding, side, "
+               "claim, effect, ci_low, ci_high, n, verdict, detail)")
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +41,7 @@ def cmd_report(args) -> int:
         verdicts = write_report(uri, args.sweeps, out, experiment, storage=args.storage)
     if args.json:
         print_json({"sweeps": args.sweeps, "tracking_uri": uri, "experiment": experiment,
-                    "report": str((out / "report.md").resolve()),
+                    "report": str((out / "report.md").resolve()), "report_html": str((out / "report.html").resolve()),
                     "verdicts": [{"key": k, **v.row()} for k, v in verdicts.items()]})
         return 0
     print(verdict_table(verdicts))

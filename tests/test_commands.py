@@ -224,6 +224,8 @@ def test_report_json_holds_every_verdict_and_the_report_path(analysis_store, tmp
     report = json.loads(out.stdout)
     assert (report["sweeps"], report["experiment"], report["tracking_uri"]) == (["nulleffect"], "unisweep", uri)
     assert Path(report["report"]) == (tmp_path / "r" / "report.md").resolve() and Path(report["report"]).is_file()
+    assert Path(report["report_html"]) == (tmp_path / "r" / "report.html").resolve()
+    assert Path(report["report_html"]).is_file()
     verdicts = {v["key"]: v for v in report["verdicts"]}
     assert "1-und" in verdicts and "inconclusive" in {v["verdict"] for v in verdicts.values()}  # no planted effect
     for v in verdicts.values():
