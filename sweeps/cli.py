@@ -310,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     except SweepBusy as e:
         print(f"unisweep: error: {e}", file=sys.stderr)
         return BUSY
+    except Exception as e:
+        if not type(e).__module__.startswith("mlflow"):
+            raise
+        # an unreachable or refusing store: one line, without the password a URI may hold
+        print(f"unisweep: error: the MLflow store: {defaults.redact(' '.join(str(e).split()))}", file=sys.stderr)
+        return BAD_INPUT
     except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

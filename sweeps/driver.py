@@ -92,6 +92,7 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
     stale = tracking.mark_stale_running_failed(client, experiment, spec.name, smoke)
     if stale:
         progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
+    failed_before: list[str] = []  # FAILED for good earlier (a diverging loss): not rerun unless retry_failed
     if spec.search:
         todo = _study_todo(client, experiment, spec, cells, spec.num_samples(smoke))
         planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)
@@ -101,8 +102,6 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
         todo = [t for t in cells if (t.cell, t.seed) not in done and (t.cell, t.seed) not in for_good]
         failed_before = sorted(for_good[k] for k in for_good.keys() & {(t.cell, t.seed) for t in cells})
         planned, to_run = len(cells), len(todo)
-    if spec.search:
-        failed_before = []
     left_out = f", {len(failed_before)} FAILED for good earlier (--retry-failed reruns them)" if failed_before else ""
     progress(f"sweep {spec.name}: {planned} trials, {planned - to_run - len(failed_before)} already FINISHED"
              f"{left_out}, {to_run} to run")

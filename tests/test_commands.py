@@ -245,3 +245,14 @@ def test_uris_are_shown_without_their_passwords(uri, shown, capsys):
     assert redact(f'tracking: {{uri: "{uri}"}}') == f'tracking: {{uri: "{shown}"}}'  # the spec.yaml artifact
     print_json({"tracking_uri": uri})  # every --json output
     assert json.loads(capsys.readouterr().out)["tracking_uri"] == shown
+
+
+def test_an_unreachable_store_is_a_one_line_error_without_its_password(monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once: nothing listens there
+    from conftest import free_port
+
+    uri = f"http://alice:s3cret@127.0.0.1:{free_port()}"
+    assert cli.main(["status", "quickstart", "--tracking-uri", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("unisweep: error: the MLflow store:") and err.count("\n") == 1
+    assert "s3cret" not in err and "alice:***@" in err
