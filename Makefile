@@ -9,7 +9,7 @@ export RAY_TRAIN_HEALTH_CHECK_INTERVAL_S ?= 0.2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install browser demo test bench clean
+.PHONY: install browser postgres demo test bench clean
 
 install: $(STAMP)
 
@@ -27,13 +27,17 @@ demo: install
 	.venv/bin/unisweep report quickstart
 
 # A real headless chromium opens report.html in the MLflow UI (tests/test_report_browser.py): Debian's chromium
-# and chromium-driver from apt-get, only where they are missing (scripts/install_browser.sh).
+# and chromium-driver from apt-get, only where they are missing (scripts/apt_install.sh).
 browser:
-	sh scripts/install_browser.sh
+	sh scripts/apt_install.sh chromium chromedriver -- chromium chromium-driver
+
+# A real PostgreSQL server behind `mlflow server` in the cluster test (tests/test_cluster.py): Debian's package.
+postgres:
+	sh scripts/apt_install.sh '/usr/lib/postgresql/*/bin/initdb' -- postgresql
 
 # Two workers, whole files each: the suite waits on Ray and MLflow about half the time (BENCHMARKS.md).
 # The ten slowest tests close the output: the suite must stay under 20 minutes with the install.
-test: install browser
+test: install browser postgres
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
 
 bench: install

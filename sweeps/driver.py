@@ -206,7 +206,7 @@ class _ray:
         self.started = not ray.is_initialized()
         if self.started:
             ray.init(address=self.address, include_dashboard=True, log_to_driver=False,
-                     runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **TRAIN_ENV}})
+                     runtime_env={"env_vars": trial_env_vars()})
         return self
 
     def __exit__(self, *exc):
@@ -214,6 +214,16 @@ class _ray:
 
         if self.started:
             ray.shutdown()
+
+
+def trial_env_vars() -> dict[str, str]:
+    """What every trial process gets in its environment. Under `ray job submit`, the job's runtime env already
+    reaches them and Ray refuses a driver that sets one of its keys again: the submitter's values win."""
+    from sweeps.ray_internals import job_env_vars
+
+    ours = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **TRAIN_ENV}
+    theirs = job_env_vars()
+    return {k: v for k, v in ours.items() if k not in theirs}
 
 
 class _Launch:
@@ -279,9 +289,10 @@ class _Launch:
                 reuse_actors=not train_path or scheduler is None),
             run_config=tune.RunConfig(
                 name=name, storage_path=self.storage, verbose=0, callbacks=callbacks, stop=self.stop,  # Ctrl-C
-                # Ray Train retries its own workers; an in-process trial is retried by Tune, from its last
-                # eval-point checkpoint, of which Tune keeps only the latest
-                failure_config=tune.FailureConfig(max_failures=0 if train_path else self.spec.resources.max_failures),
+                # Tune retries a trial whose process died (its node was lost, say) from its last eval-point
+                # checkpoint, of which it keeps only the latest; on the Train path Train's own FailureConfig
+                # restarts lost workers, and a Tune retry's TorchTrainer restores the run's last checkpoint
+                failure_config=tune.FailureConfig(max_failures=self.spec.resources.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
         )
         for result in tuner.fit():

@@ -5,7 +5,9 @@ or one of these stops importing. Public APIs are used everywhere else.
 - the GCS placement-group table (sweeps/orphans.py frees the worker groups of stopped Train trials without
   the State API): `ray._private.state`, `ray.core.generated.gcs_pb2`;
 - a Tune trial's session stop event (sweeps/trial.py tells ASHA's stop from a failure):
-  `ray.train._internal.session.get_session`.
+  `ray.train._internal.session.get_session`;
+- the runtime env of the Ray job a driver runs in (`ray job submit`), which Ray hands the entrypoint as JSON
+  in `RAY_JOB_CONFIG_JSON_ENV_VAR` (sweeps/driver.py leaves the job's own env vars alone).
 """
 
 from __future__ import annotations
@@ -34,8 +36,20 @@ def trial_stop_event():
     return session.stop_event if session is not None else None
 
 
+def job_env_vars() -> dict[str, str]:
+    """The env vars of the Ray job this process is the entrypoint of; {} outside `ray job submit`."""
+    import json
+    import os
+
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    raw = os.environ.get(RAY_JOB_CONFIG_JSON_ENV_VAR)
+    return dict((json.loads(raw).get("runtime_env") or {}).get("env_vars") or {}) if raw else {}
+
+
 def check() -> None:
     """Import every private API above (no Ray session needed): what tests/test_versions.py runs."""
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR  # noqa: F401
     from ray._private.state import state  # noqa: F401
     from ray.core.generated import gcs_pb2  # noqa: F401
     from ray.train._internal.session import get_session  # noqa: F401

@@ -31,6 +31,7 @@ from sweeps.job import TrialJob
 
 STATE_FILE = "state.pt"
 NODE_TAG = "unisweep.node"
+NODES_TAG = "unisweep.nodes"  # a Ray Train trial's worker nodes, by rank, comma-separated
 RESUMED_TAG = "unisweep.resumed_from"  # the percent a restarted trial resumed from (its last checkpoint)
 
 
@@ -141,8 +142,7 @@ def train_worker(loop_config: dict) -> None:
     job: TrialJob = loop_config["job"]
     torch.set_num_threads(max(1, int(job.cpus_per_worker)))
     rank = ray.train.get_context().get_world_rank()
-    if rank == 0:
-        _tag_node(MlflowClient(job.uri), job.run_id)  # where rank 0 trains, rather than its driver
+    _tag_worker_nodes(job, rank)
     checkpoint = ray.train.get_checkpoint()  # set on a restart after a failure, or on a rerun of the trial
     resume = None
     if checkpoint is not None:
@@ -226,6 +226,23 @@ def _tag_node(client, run_id: str) -> None:
     import ray
 
     client.set_tag(run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
+
+
+def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
+    """Rank 0 tags where the worker group trains: `unisweep.node` its own node (rather than the trial driver's),
+    `unisweep.nodes` every rank's. The node ids travel over the group's own gloo/NCCL process group."""
+    import ray
+    import torch.distributed as dist
+    from mlflow import MlflowClient
+    from mlflow.entities import RunTag
+
+    node = ray.get_runtime_context().get_node_id()
+    nodes = [node]
+    if dist.is_available() and dist.is_initialized():
+        nodes = [None] * dist.get_world_size()
+        dist.all_gather_object(nodes, node)
+    if rank == 0:
+        MlflowClient(job.uri).log_batch(job.run_id, tags=[RunTag(NODE_TAG, node), RunTag(NODES_TAG, ",".join(nodes))])
 
 
 def _tune_metrics(metrics: dict, step: int) -> dict:
