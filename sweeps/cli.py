@@ -7,6 +7,7 @@
     unisweep status NAME [--tracking-uri URI] [--experiment E] [--json]   # trials by status, best so far
     unisweep runs [--sweep NAME] [--where EXPR] [--json]                  # trial runs from MLflow
     unisweep report SWEEP [--tracking-uri URI] [--out DIR] [--json]       # the findings as verdicts, Markdown
+    unisweep doctor [SPEC] [--address ADDR] [--tracking-uri URI] [--storage PATH] [--json]  # before a cluster sweep
 
 Where (each a flag, else an environment variable, else a default):
   store       --tracking-uri, else $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else sqlite:///<cwd>/mlflow.db
@@ -207,6 +208,20 @@ def cmd_runs(args) -> int:
     return OK
 
 
+def cmd_doctor(args) -> int:
+    from sweeps.doctor import diagnose
+    from sweeps.spec import load_spec
+
+    spec = load_spec(args.spec) if args.spec else None
+    with _json_mode(args):
+        checks = diagnose(spec, args.address, args.tracking_uri, args.experiment, args.storage, args.cache_dir)
+        for check in checks:
+            print(check.line())
+    if args.json:
+        print_json({"ok": all(c.ok for c in checks), "checks": [c.as_json() for c in checks]})
+    return OK if all(c.ok for c in checks) else FAILED
+
+
 def version() -> str:
     """The installed distribution's version; in a checkout that was never installed, pyproject.toml's."""
     try:
@@ -282,6 +297,17 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiment", default=None, help=defaults.EXPERIMENT_HELP + "; without --sweep, every one")
     p.add_argument("--json", action="store_true", help="a JSON list of runs instead of the table")
     p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("doctor", help="check a cluster before a sweep: Ray, resources, MLflow, shared folders; "
+                                      "exit 1 if a check fails")
+    p.add_argument("spec", nargs="?", default=None, help="a sweep YAML: its resources, tracking and storage")
+    p.add_argument("--address", default=None, help="a Ray cluster address (default: $RAY_ADDRESS, else a local Ray)")
+    p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
+    p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
+    p.add_argument("--storage", default=None, help="the folder trials share (default: the spec's `storage`)")
+    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
+    p.add_argument("--json", action="store_true", help="one JSON object: ok, checks ([{name, ok, detail}])")
+    p.set_defaults(func=cmd_doctor)
 
     from analysis.cli import add_parser as add_report_parser
 

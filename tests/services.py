@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -62,12 +63,19 @@ def ray_cli() -> str:
     return str(Path(sys.executable).with_name("ray"))
 
 
-def start_ray_node(args: list[str], env: dict) -> subprocess.Popen:
+def start_ray_node(args: list[str], env: dict, private: tuple[str, ...] = ()) -> subprocess.Popen:
     """`ray start ARGS` as the leader of a new session. Its raylet stays in that session after `ray start`
     returns, and so do the workers the raylet spawns (each in a process group of its own): `kill_node` ends that
-    node alone, as a lost machine would end (`ray stop` would end every Ray on this machine)."""
-    proc = subprocess.Popen([ray_cli(), "start", *args, "--disable-usage-stats"], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    node alone, as a lost machine would end (`ray stop` would end every Ray on this machine).
+
+    `private` folders are hidden from the node behind an empty tmpfs in a mount namespace of its own (root only):
+    a machine that did not mount the shared folder the others did."""
+    cmd = [ray_cli(), "start", *args, "--disable-usage-stats"]
+    if private:
+        mounts = " && ".join(f"mount -t tmpfs tmpfs {shlex.quote(path)}" for path in private)
+        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f"{mounts} && exec {shlex.join(cmd)}"]
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
     out, _ = proc.communicate(timeout=120)
     if proc.returncode != 0:
         raise RuntimeError(f"ray start {' '.join(args)} failed:\n{out[-3000:]}")

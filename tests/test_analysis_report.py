@@ -137,6 +137,38 @@ def test_report_from_a_real_mlflow_server(server, tmp_path):
     assert "No trial logged a `generated.png`" in (tmp_path / "report.md").read_text()
 
 
+def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, monkeypatch):
+    from analysis import mlflow_internals
+
+    experiment_id = tracking.ensure_store(server, "bulk")  # the "served" sweep again, in its own experiment
+    client = MlflowClient(server)
+    fill(client, experiment_id, "served")
+    run_ids = [r.info.run_id for r in tracking.search_trials(client, experiment_id, "served")]
+    requests = []
+    real = mlflow_internals.history_bulk
+    monkeypatch.setattr(mlflow_internals, "history_bulk", lambda *a: requests.append(a[1]) or real(*a))
+    monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_RUNS", 4)  # several chunks from a small sweep
+    bulk = query.fetch_histories(client, run_ids)
+    assert len(requests) == 2 * -(-len(run_ids) // 4)  # a request per 4 runs and key, none per run
+    monkeypatch.setattr(mlflow_internals, "rest_store_creds", lambda client: None)  # the per-run path
+    one_by_one = query.fetch_histories(client, run_ids)
+    assert len(bulk) > 0 and bulk.equals(one_by_one)
+
+
+def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, monkeypatch):
+    from analysis import mlflow_internals
+
+    experiment_id = tracking.ensure_store(server, "halves")  # the "served" sweep again, in its own experiment
+    client = MlflowClient(server)
+    fill(client, experiment_id, "served")
+    run_ids = [r.info.run_id for r in tracking.search_trials(client, experiment_id, "served")]
+    points = len(client.get_metric_history(run_ids[0], "eval/und/total"))
+    monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_POINTS", points + 1)  # any two runs overflow it
+    cut = query.fetch_histories(client, run_ids)
+    monkeypatch.setattr(mlflow_internals, "rest_store_creds", lambda client: None)
+    assert cut.equals(query.fetch_histories(client, run_ids))
+
+
 def test_only_finished_full_length_runs_are_analysed_and_smoke_only_when_alone():
     trials = query.trials_frame(memory_runs("nulleffect"))
     trials.loc[0, "status"] = "FAILED"

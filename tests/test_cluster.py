@@ -53,8 +53,8 @@ def cluster():
     nodes = [start_ray_node(["--head", "--port", str(port), "--temp-dir", temp_dir, "--dashboard-host", "127.0.0.1",
                              "--dashboard-port", str(dashboard), "--include-dashboard", "true", *common], env)]
 
-    def start_worker():
-        nodes.append(start_ray_node(["--address", f"127.0.0.1:{port}", *common], env))
+    def start_worker(private: tuple[str, ...] = ()):
+        nodes.append(start_ray_node(["--address", f"127.0.0.1:{port}", *common], env, private))
         return nodes[-1]
 
     try:
@@ -135,3 +135,38 @@ def _wait_for_experiment(client, timeout_s: float = 120) -> str:
         assert time.monotonic() < deadline, "the job never reached MLflow"
         time.sleep(0.5)
     return experiment.experiment_id
+
+
+def _doctor(env, *args: str) -> subprocess.CompletedProcess:
+    unisweep = os.path.join(os.path.dirname(ray_cli()), "unisweep")
+    return subprocess.run([unisweep, "doctor", *args], env=env, capture_output=True, text=True, timeout=180)
+
+
+def test_doctor_names_the_node_that_does_not_share_the_storage_folder(tmp_path, cache_dir, server, cluster):
+    env, head, _, start_worker = cluster
+    storage = tmp_path / "shared"
+    storage.mkdir()
+    start_worker(private=(str(storage),))  # this node has its own, empty folder at that path
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"name: doc\nbase: smartwatch-cpu\ntracking: {{uri: '{server}'}}\nstorage: {storage}\n")
+    env = {**env, "UNISWEEP_CACHE": str(cache_dir)}
+
+    out = _doctor(env, str(spec), "--address", head)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 1, out.stdout + out.stderr[-3000:]
+    assert [line.split()[:2] for line in lines] == [
+        ["ok", "ray"], ["ok", "resources"], ["ok", "tracking"], ["ok", "cache"], ["FAIL", "storage"], ["ok", "reach"]]
+    assert "2 node(s) alive" in lines[0] and f"does not see {storage} as written here" in lines[4]
+    assert not list(storage.iterdir())  # the doctor's probe files are gone
+
+    out = _doctor(env, "--address", head, "--tracking-uri", server, "--storage", str(cache_dir), "--json")
+    assert out.returncode == 0 and json.loads(out.stdout)["ok"], out.stdout  # the cache folder is shared
+
+    gpu = tmp_path / "gpu.yaml"
+    gpu.write_text(spec.read_text() + "resources: {gpus_per_worker: 1}\n")
+    verdict = json.loads(_doctor(env, str(gpu), "--address", head, "--json").stdout)
+    assert [c["name"] for c in verdict["checks"] if not c["ok"]] == ["resources", "storage"]
+
+    no_token = {k: v for k, v in env.items() if k != "RAY_AUTH_TOKEN"}
+    out = _doctor(no_token, "--address", head)
+    assert out.returncode == 1 and out.stdout.startswith("FAIL  ray") and "RAY_AUTH_TOKEN" in out.stdout
