@@ -129,11 +129,13 @@ def main() -> None:
 
     import ray
 
+    from sweeps.driver import trial_env_vars
     from unified.config import default_cache_dir
 
     cache_dir = str(args.cache_dir or default_cache_dir())
     t0 = time.perf_counter()
-    ray.init(num_cpus=1, include_dashboard=True, log_to_driver=False)  # one trial at a time, like the baseline
+    # one trial at a time, like the baseline; the trials' environment as `unisweep run` sets it
+    ray.init(num_cpus=1, include_dashboard=True, log_to_driver=False, runtime_env={"env_vars": trial_env_vars()})
     print(json.dumps({"ray_init_s": round(time.perf_counter() - t0, 2)}))
     try:
         for path in args.paths:

@@ -29,7 +29,7 @@ PROBE_TIMEOUT_S = 60.0  # a node whose worker cannot start (a broken environment
 
 @dataclass
 class Check:
-    name: str  # ray, resources, tracking, storage, cache
+    name: str  # ray, resources, tracking, cache, storage, reach
     ok: bool
     detail: str  # what was found; for a failure, where and the fix
 
@@ -110,8 +110,8 @@ def _fit(spec, nodes: list[dict], cpus: float, gpus: float) -> Check:
         R.check_fits(spec, [n["Resources"] for n in nodes])
         n = R.max_concurrent(spec, cpus, gpus)
     except SpecError as e:
-        return Check("resources", False, f"{e}: add nodes, or lower resources.cpus_per_worker / gpus_per_worker / "
-                                         "workers_per_trial in the spec")
+        return Check("resources", False, f"{e.message}: add nodes, or lower resources.cpus_per_worker / "
+                                         "gpus_per_worker / workers_per_trial in the spec")
     need = R.trial_resources(spec)
     return Check("resources", True, f"a trial needs {need['CPU']:g} CPU, {need['GPU']:g} GPU; {n} run at once")
 

@@ -350,7 +350,8 @@ def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str | N
 
     Of the sweep's parent runs (one per smoke flag) it takes the one `smoke` names, else the latest one that
     did not finish, else the latest. The store is the one it was found in, whatever the spec says; the
-    experiment, unless named, the one that holds the sweep.
+    experiment, unless named, the one that holds the sweep; the storage, unless named, the one the launch
+    used (where its Train checkpoints and Optuna studies are).
     """
     import dataclasses as dc
 
@@ -368,5 +369,7 @@ def resume_sweep(name: str, tracking_uri: str | None = None, experiment: str | N
     parent = max(parents, key=lambda p: (p.info.status != "FINISHED", p.info.start_time))
     text = tracking.spec_text(client, parent.info.run_id)
     spec = dc.replace(parse_spec(text), tracking=Tracking(uri, experiment))
+    if not kwargs.get("storage"):
+        kwargs["storage"] = parent.data.tags.get(tracking.STORAGE)  # None: the spec's
     return run_sweep(spec, text, parent.data.tags.get(tracking.SMOKE) == "true", uri, experiment_name=experiment,
                      **kwargs)

@@ -1,5 +1,5 @@
 """Real services the tests start on 127.0.0.1: a PostgreSQL server (Debian's package, which `make test` installs
-through scripts/install_postgres.sh) and Ray nodes made with `ray start`, each in its own process group."""
+through scripts/apt_install.sh) and Ray nodes made with `ray start`, each in its own process group."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def _pg_bin(name: str) -> str:
     found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
     if not found[-1]:
         raise RuntimeError(f"PostgreSQL's {name} is not installed: `make test` installs it "
-                           "(scripts/install_postgres.sh)")
+                           "(scripts/apt_install.sh)")
     return found[-1]
 
 

@@ -90,7 +90,8 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
     text += "resources: {max_failures: 0}\n"  # no retry: the crash fails the trial, and resume finishes it
     spec = S.parse_spec(text)
     monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}")  # the trial process dies once, after 50 %
-    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    launch = tmp_path / "launch"  # --storage, not the spec's: resume must find it without being told
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None, storage=str(launch))
     assert result.finished == 0 and len(result.failed) == 1
 
     client = MlflowClient(spec.tracking.uri)
@@ -108,6 +109,7 @@ def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_pa
     assert T.ERROR not in again.data.tags
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval/und/total")] == [50, 100]
     assert T.sweep_run(client, experiment, "crashy", smoke=True).info.status == "FINISHED"
+    assert not (tmp_path / "ray").exists() and len(list(launch.glob("crashy-*"))) == 2  # both launches' results
     assert main(["resume", "nosuch", "--tracking-uri", spec.tracking.uri, "--experiment", "tests"]) == 2
 
 

@@ -64,7 +64,7 @@ class Trainer:
 
     def __init__(self, cfg: C.ExperimentConfig, cache_dir: str | Path | None = None):
         self.cfg = cfg = C.resolve(cfg)
-        self.device = pick_device(cfg.train.device)
+        self.device = pick_device(cfg.train.device)  # auto: cuda when torch sees a GPU, else the CPU
         self.rank, self.world = _rank_world()
         cache_dir = Path(cache_dir or C.default_cache_dir())
         torch.manual_seed(cfg.seed)

@@ -34,9 +34,17 @@ def encode_all(encode: Callable[[torch.Tensor], torch.Tensor | tuple], images, d
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """`train.device`: auto is cuda when torch sees a GPU, else the CPU. An explicit cuda without a GPU is a
+    one-line error at once, not a failure minutes into stage 0 or training."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        from unified.config import ConfigError
+
+        raise ConfigError(f"train.device={name}, but torch sees no CUDA device; use train.device=auto to fall back "
+                          "to the CPU, or train.device=cpu")
+    return device
 
 
 class Whitening:
