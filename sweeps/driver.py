@@ -68,10 +68,10 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
     storage = os.path.abspath(os.path.expanduser(storage)) if storage and "://" not in storage else (
         storage or spec.storage)
     cells = expand(spec, smoke)
-    from mlflow import MlflowClient  # late: a second to import
+    from sweeps.patient import DRIVER_PATIENCE_S, PatientClient, patience_s  # late: MLflow takes a second
 
-    experiment = tracking.ensure_store(uri, name)
-    client = MlflowClient(uri)
+    experiment = tracking.ensure_store(uri, name)  # an unreachable store fails here, at once
+    client = PatientClient(uri, max(patience_s(), DRIVER_PATIENCE_S))  # later, an outage is waited out
     # One live driver per sweep: hold its lease before touching any of its runs
     existing = tracking.sweep_run(client, experiment, spec.name, smoke)
     held = lease.acquire(client, existing.info.run_id, spec.name) if existing else None
@@ -298,12 +298,12 @@ class _Launch:
         for result in tuner.fit():
             metrics = result.metrics or {}
             run_id = metrics.get("run_id")
+            if result.error is not None:
+                self.errored[_name_of(result)] = _cause(result.error)
             if run_id:
                 self.launched.add(run_id)
                 if result.error is None and not self.stop.requested:  # an interrupted trial is not finished
                     self._close_stopped(run_id)
-            elif result.error is not None:
-                self.errored[_name_of(result)] = str(result.error).splitlines()[0]
 
     def _close_stopped(self, run_id: str) -> None:
         """A trial that ended without error but left its run RUNNING was stopped by ASHA: close it as such.
@@ -322,10 +322,11 @@ class _Launch:
         reason = ("stopped: the sweep was interrupted" if self.stop.requested
                   else "the trial's process ended without closing its run")
         for run in tracking.search_trials(self.client, experiment, self.spec.name, "attributes.status = 'RUNNING'"):
-            if run.info.run_id in self.launched and run.info.run_name.replace("/", "-") not in started:
+            tune_name = run.info.run_name.replace("/", "-")
+            if run.info.run_id in self.launched and tune_name not in started:
                 tracking.unschedule(self.client, run.info.run_id)
-            else:
-                tracking.fail(self.client, run.info.run_id, reason)
+            else:  # the trial's own error when Tune has it (say, a store outage that outlasted its patience)
+                tracking.fail(self.client, run.info.run_id, self.errored.get(tune_name, reason))
                 self.launched.add(run.info.run_id)
         runs = [self.client.get_run(run_id) for run_id in self.launched]
         for r in runs:  # the final table says what MLflow holds, not what Tune last showed of a stopped trial
@@ -338,6 +339,13 @@ class _Launch:
         run_name = {r.info.run_name.replace("/", "-"): r.info.run_name for r in runs}  # Tune's names -> MLflow's
         errored = {run_name.get(n, n) for n in self.errored}  # a trial counted once, under its run's name
         return finished, sorted(failed | errored), sorted(not_run)
+
+
+def _cause(error: BaseException) -> str:
+    """What failed a trial, one line: the exception its function raised (Ray wraps it), without passwords."""
+    cause = getattr(error, "cause", None) or error
+    lines = str(cause).strip().splitlines() or [""]
+    return defaults.redact(f"{type(cause).__name__}: {lines[0]}"[:500])
 
 
 def _name_of(result) -> str:

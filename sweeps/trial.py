@@ -37,14 +37,14 @@ RESUMED_TAG = "unisweep.resumed_from"  # the percent a restarted trial resumed f
 
 def run_trial(config: dict, tracking_uri: str) -> None:
     """`tracking_uri` arrives apart from `config` (tune.with_parameters), so Tune never writes it to storage."""
-    from mlflow import MlflowClient
     from ray import tune
 
     from sweeps import tracking
+    from sweeps.patient import PatientClient
 
     job = dataclasses.replace(TrialJob.from_config(config["job"]), uri=tracking_uri)
     stop = _stop_event()
-    client = MlflowClient(job.uri)
+    client = PatientClient(job.uri)
     if job.run_id is None:
         job = _search_sample(client, job, config)
     run = client.get_run(job.run_id)
@@ -132,9 +132,9 @@ def train_worker(loop_config: dict) -> None:
     """One Ray Train worker: train under DDP; rank 0 logs to MLflow and reports the checkpoints."""
     import ray.train
     import torch
-    from mlflow import MlflowClient
 
     from sweeps import tracking
+    from sweeps.patient import PatientClient
     from unified import config as C
     from unified.errors import DivergenceError
     from unified.train import train
@@ -167,7 +167,7 @@ def train_worker(loop_config: dict) -> None:
     except DivergenceError as e:  # every rank sees it at the same step (train.py syncs the check)
         report.flush()  # the losses that led there, before the run closes
         if rank == 0:
-            tracking.fail(MlflowClient(job.uri), job.run_id, e, for_good=True)
+            tracking.fail(PatientClient(job.uri), job.run_id, e, for_good=True)
     finally:
         report.flush()
 
@@ -179,12 +179,11 @@ class _Reporter:
     """`report(metrics, step, state)` for `unified.train`: MLflow on rank 0, Tune/Train at the eval points."""
 
     def __init__(self, job: TrialJob, publish, rank: int):
-        from mlflow import MlflowClient
-
         from sweeps import tracking
+        from sweeps.patient import PatientClient
 
         self.job, self.publish = job, publish
-        self.log = tracking.RunLogger(MlflowClient(job.uri), job.run_id) if rank == 0 else None
+        self.log = tracking.RunLogger(PatientClient(job.uri), job.run_id) if rank == 0 else None
 
     def __call__(self, metrics: dict, step: int, state: dict | None = None):
         images = state.pop("images", None) if state is not None else None
@@ -216,9 +215,9 @@ def _stop_event():
 
 def _tag_resumed(job: TrialJob, state: dict | None) -> None:
     if state is not None:
-        from mlflow import MlflowClient
+        from sweeps.patient import PatientClient
 
-        MlflowClient(job.uri).set_tag(job.run_id, RESUMED_TAG, str(state["last_pct"]))
+        PatientClient(job.uri).set_tag(job.run_id, RESUMED_TAG, str(state["last_pct"]))
 
 
 def _tag_node(client, run_id: str) -> None:
@@ -233,8 +232,9 @@ def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
     `unisweep.nodes` every rank's. The node ids travel over the group's own gloo/NCCL process group."""
     import ray
     import torch.distributed as dist
-    from mlflow import MlflowClient
     from mlflow.entities import RunTag
+
+    from sweeps.patient import PatientClient
 
     node = ray.get_runtime_context().get_node_id()
     nodes = [node]
@@ -242,7 +242,7 @@ def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
         nodes = [None] * dist.get_world_size()
         dist.all_gather_object(nodes, node)
     if rank == 0:
-        MlflowClient(job.uri).log_batch(job.run_id, tags=[RunTag(NODE_TAG, node), RunTag(NODES_TAG, ",".join(nodes))])
+        PatientClient(job.uri).log_batch(job.run_id, tags=[RunTag(NODE_TAG, node), RunTag(NODES_TAG, ",".join(nodes))])
 
 
 def _tune_metrics(metrics: dict, step: int) -> dict:
