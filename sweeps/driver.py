@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import time
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from unified import config as C
 # Train's controller polls its workers every 2 s by default, which holds a finished trial's teardown for
 # seconds (docs/PLATFORM.md §5); a value the user exported wins.
 TRAIN_ENV = {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": os.environ.get("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")}
-CRASH_ENV = "UNISWEEP_CRASH_AFTER"  # "<percent>:<marker dir>": tests kill each trial once after that eval point
+CRASH_ENV = "UNISWEEP_CRASH_AFTER"  # "<percent>:<marker dir>[:<rank>]": each trial's rank (0) dies once after that
 
 
 @dataclasses.dataclass
@@ -152,12 +153,13 @@ def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], sa
     return todo
 
 
-def _crash_after() -> tuple[int, str] | None:
+def _crash_after() -> tuple[int, str, int] | None:
     raw = os.environ.get(CRASH_ENV)
     if not raw:
         return None
-    percent, _, marker_dir = raw.partition(":")
-    return int(percent), marker_dir
+    percent, _, rest = raw.partition(":")
+    marker_dir, rank = (rest.rsplit(":", 1) if re.search(r":\d+$", rest) else (rest, "0"))
+    return int(percent), marker_dir, int(rank)
 
 
 def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:

@@ -28,7 +28,7 @@ class TrialJob:
     execution: str  # auto | train
     max_failures: int  # retries from the last checkpoint (Ray Train's, or Tune's for in-process trials)
     axes: tuple[str, ...] = ()  # the keys that vary across the sweep, tagged on each trial run
-    crash_after: tuple[int, str] | None = None  # the fault-injection switch (docs/RELIABILITY.md)
+    crash_after: tuple[int, str, int] | None = None  # the fault-injection switch: percent, marker dir, rank
     # a grid trial
     name: str = ""  # {sweep}/{cell}/s{seed}; for a search, the study's grid cell until a sample is drawn
     config: dict = field(default_factory=dict)  # the resolved config, flattened (unified.config.flatten)

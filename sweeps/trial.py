@@ -182,7 +182,7 @@ class _Reporter:
         from sweeps import tracking
         from sweeps.patient import PatientClient
 
-        self.job, self.publish = job, publish
+        self.job, self.publish, self.rank = job, publish, rank
         self.log = tracking.RunLogger(PatientClient(job.uri), job.run_id) if rank == 0 else None
 
     def __call__(self, metrics: dict, step: int, state: dict | None = None):
@@ -193,7 +193,7 @@ class _Reporter:
                 self.log.images(images)
         self.publish({**_tune_metrics(metrics, step), "run_id": self.job.run_id}, state)
         if state is not None:
-            _maybe_crash(self.job, step)
+            _maybe_crash(self.job, step, self.rank)
 
     def flush(self) -> None:
         """What waits in the logger, e.g. the losses before a divergence."""
@@ -282,11 +282,12 @@ def _search_sample(client, job: TrialJob, config: dict) -> TrialJob:
     return dataclasses.replace(job, name=trial.name, config=C.flatten(trial.config), run_id=run_id)
 
 
-def _maybe_crash(job: TrialJob, step: int) -> None:
-    """Fault injection for the tests: `crash_after` = (percent, marker dir) kills this process once, hard."""
-    if not job.crash_after:
+def _maybe_crash(job: TrialJob, step: int, rank: int) -> None:
+    """Fault injection for the tests: `crash_after` = (percent, marker dir, rank) kills that rank's process once,
+    hard (the in-process path has rank 0 only)."""
+    if not job.crash_after or rank != job.crash_after[2]:
         return
-    percent, marker_dir = job.crash_after
+    percent, marker_dir, _ = job.crash_after
     marker = Path(marker_dir) / f"{job.name.replace('/', '-')}.crashed"
     if step >= percent and not marker.exists():
         marker.parent.mkdir(parents=True, exist_ok=True)

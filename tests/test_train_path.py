@@ -62,6 +62,21 @@ def test_a_dead_actors_placement_group_is_freed_and_the_drivers_is_not(ray_local
     remove_placement_group(drivers)
 
 
+def test_a_non_rank_0_worker_that_dies_takes_its_group_back_to_the_checkpoint(tmp_path, cache_dir, ray_local,
+                                                                              monkeypatch):
+    spec, text = _sweep(tmp_path, "rank1")
+    monkeypatch.setenv(CRASH_ENV, f"50:{tmp_path / 'crashes'}:1")  # rank 1 dies once after 50 %, rank 0 lives
+    result = run_sweep(spec, text, smoke=True, cache_dir=cache_dir, progress=lambda *a: None)
+    assert (result.finished, result.failed) == (1, [])
+    assert len(list((tmp_path / "crashes").iterdir())) == 1
+    client = MlflowClient(spec.tracking.uri)
+    (run,) = T.search_trials(client, client.get_experiment_by_name("tests").experiment_id, "rank1")
+    assert run.info.status == "FINISHED" and run.data.tags[RESUMED_TAG] == "50"
+    for key in ("eval/und/total", "train/loss"):
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+        assert steps == sorted(set(steps)) and steps[-1] == 100, f"{key}: {steps}"
+
+
 def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_path, cache_dir, ray_local,
                                                                          monkeypatch):
     spec, text = _sweep(tmp_path, "ddp")
