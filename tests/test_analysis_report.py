@@ -155,6 +155,15 @@ def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, mon
     assert len(bulk) > 0 and bulk.equals(one_by_one)
 
 
+def test_trials_over_http_are_listed_in_16_parts_at_once_and_none_is_missed(server):
+    experiment_id = tracking.ensure_store(server, "parts")
+    client = MlflowClient(server)
+    fill(client, experiment_id, "served")
+    whole = [r.info.run_id for r in tracking.search_trials(client, experiment_id, "served")]
+    parts = [r.info.run_id for r in query.list_trials(client, experiment_id, "served")]
+    assert len(parts) == len(set(parts)) and sorted(parts) == sorted(whole) and len(whole) > 1
+
+
 def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, monkeypatch):
     from analysis import mlflow_internals
 
