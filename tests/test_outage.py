@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from sweeps import tracking as T
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = pytest.mark.timeout(900)
 
 
 @pytest.fixture
@@ -51,18 +51,34 @@ def _sweep(tmp_path, cache_dir, url: str, patience_s: float, command: list[str])
            "UNISWEEP_STORE_PATIENCE_S": str(patience_s)}
     unisweep = Path(sys.executable).with_name("unisweep")
     args = [str(unisweep), *command] + ([str(spec), "--smoke"] if command == ["run"] else ["--tracking-uri", url])
-    return subprocess.Popen(args + ["--json"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr to a file: Ray's and the driver's lines must never fill a pipe nobody reads while the test polls
+    with open(tmp_path / f"{command[0]}.stderr", "w") as err:
+        sweep = subprocess.Popen(args + ["--json"], env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+    sweep.stderr_path = err.name
+    return sweep
 
 
-def _first_eval_point(client) -> None:
-    deadline = time.monotonic() + 180
+def _finish(sweep: subprocess.Popen, timeout: float | None = 300) -> tuple[str, str]:
+    """(stdout, stderr) of a sweep once it ended."""
+    out, _ = sweep.communicate(timeout=timeout)
+    return out, Path(sweep.stderr_path).read_text()
+
+
+def _first_eval_point(client, sweep: subprocess.Popen) -> None:
+    """Returns once a trial logged its first eval point; fails at once, with the driver's output, if it ended."""
+    deadline = time.monotonic() + 420  # a loaded 2-core CI machine starts Ray and the trial slowly
     while time.monotonic() < deadline:
         experiment = client.get_experiment_by_name("o")
         runs = T.search_trials(client, experiment.experiment_id, "outage") if experiment else []
         if any("eval/und/total" in r.data.metrics for r in runs):
             return
+        if sweep.poll() is not None:
+            out, err = _finish(sweep)
+            raise AssertionError(f"the sweep ended (exit {sweep.returncode}) first:\n{out[-2000:]}\n{err[-3000:]}")
         time.sleep(0.3)
-    raise AssertionError("no trial reached an eval point")
+    sweep.kill()
+    out, err = _finish(sweep)
+    raise AssertionError(f"no trial reached an eval point in 420 s:\n{err[-3000:]}")
 
 
 def _each_step_once(client) -> list:
@@ -77,9 +93,9 @@ def test_an_outage_shorter_than_the_patience_is_waited_out(tmp_path, cache_dir, 
     url, freeze = frozen_server
     client = MlflowClient(url)
     sweep = _sweep(tmp_path, cache_dir, url, patience_s=120, command=["run"])
-    _first_eval_point(client)
+    _first_eval_point(client, sweep)
     freeze(10)  # five times MLflow's own timeout
-    out, err = sweep.communicate(timeout=300)
+    out, err = _finish(sweep)
     assert sweep.returncode == 0, err[-3000:]
     assert json.loads(out)["finished"] == 2
     runs = _each_step_once(client)
@@ -91,9 +107,9 @@ def test_an_outage_longer_than_the_patience_fails_the_trials_with_its_cause_and_
     url, freeze = frozen_server
     client = MlflowClient(url)
     sweep = _sweep(tmp_path, cache_dir, url, patience_s=2, command=["run"])
-    _first_eval_point(client)
+    _first_eval_point(client, sweep)
     freeze(15)  # the trials give up after 2 s; the driver waits (at least 120 s) and closes the record
-    out, err = sweep.communicate(timeout=300)
+    out, err = _finish(sweep)
     assert sweep.returncode == 1, err[-3000:]
     experiment = client.get_experiment_by_name("o").experiment_id
     runs = T.search_trials(client, experiment, "outage")
@@ -103,7 +119,7 @@ def test_an_outage_longer_than_the_patience_fails_the_trials_with_its_cause_and_
     assert T.sweep_run(client, experiment, "outage", smoke=True).info.status == "FAILED"
 
     resumed = _sweep(tmp_path, cache_dir, url, patience_s=120, command=["resume", "outage"])
-    out, err = resumed.communicate(timeout=300)
+    out, err = _finish(resumed)
     assert resumed.returncode == 0, err[-3000:]
     runs = _each_step_once(client)
     assert {r.info.status for r in runs} == {"FINISHED"} and len(runs) == 2
