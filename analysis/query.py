@@ -184,11 +184,11 @@ def list_trials(client, experiment_id: str, sweep: str) -> list:
                                          parts) for run in part]
 
 
-def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS) -> pd.DataFrame:
+def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS, bulk: bool = True) -> pd.DataFrame:
     """Long frame (run_id, key, step, value) of `keys` for every run, read in a thread pool: from an `mlflow
     server`, 100 runs a request (10,000 trials x 2 keys in 200 requests); from any other store, or a server
     without the bulk endpoint, one `get_metric_history` per run and key."""
-    creds = mlflow_internals.rest_store_creds(client)
+    creds = mlflow_internals.rest_store_creds(client) if bulk else None
     if creds is not None:
         rows = _bulk_histories(creds, run_ids, keys)
         if rows is not None:

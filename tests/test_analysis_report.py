@@ -150,8 +150,7 @@ def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, mon
     monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_RUNS", 4)  # several chunks from a small sweep
     bulk = query.fetch_histories(client, run_ids)
     assert len(requests) == 2 * -(-len(run_ids) // 4)  # a request per 4 runs and key, none per run
-    monkeypatch.setattr(mlflow_internals, "rest_store_creds", lambda client: None)  # the per-run path
-    one_by_one = query.fetch_histories(client, run_ids)
+    one_by_one = query.fetch_histories(client, run_ids, bulk=False)  # one request per run and key
     assert len(bulk) > 0 and bulk.equals(one_by_one)
 
 
@@ -174,8 +173,7 @@ def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, m
     points = len(client.get_metric_history(run_ids[0], "eval/und/total"))
     monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_POINTS", points + 1)  # any two runs overflow it
     cut = query.fetch_histories(client, run_ids)
-    monkeypatch.setattr(mlflow_internals, "rest_store_creds", lambda client: None)
-    assert cut.equals(query.fetch_histories(client, run_ids))
+    assert cut.equals(query.fetch_histories(client, run_ids, bulk=False))
 
 
 def test_only_finished_full_length_runs_are_analysed_and_smoke_only_when_alone():
