@@ -33,15 +33,15 @@ def test_a_lease_is_refused_while_alive_and_taken_over_once_silent(tmp_path, mon
     uri = f"sqlite:///{tmp_path}/m.db"
     client = MlflowClient(uri)
     run_id = client.create_run(T.ensure_store(uri, "tests")).info.run_id
-    monkeypatch.setenv(L.TTL_ENV, "2")
+    monkeypatch.setenv(L.TTL_ENV, "4")  # long enough for a loaded machine's store calls between the checks
     first = L.acquire(client, run_id, "leased")
     with pytest.raises(SweepBusy, match=rf"host {socket.gethostname()}, pid {os.getpid()}, since "):
         L.acquire(client, run_id, "leased")
-    time.sleep(2.5)  # the heartbeat (every ttl / 4) keeps it alive past its time to live
+    time.sleep(5)  # the heartbeat (every ttl / 4) keeps it alive past its time to live
     with pytest.raises(SweepBusy):
         L.acquire(client, run_id, "leased")
     first._stop.set()  # the driver dies: no more heartbeats
-    time.sleep(2.5)
+    time.sleep(5)
     second = L.acquire(client, run_id, "leased")
     assert second.took_over is not None and second.took_over.owner == first.owner
     second.release()  # a clean end frees it at once, and is no takeover
@@ -50,7 +50,31 @@ def test_a_lease_is_refused_while_alive_and_taken_over_once_silent(tmp_path, mon
     third.release()
 
 
-def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict | None = None) -> subprocess.Popen:
+class _Driver:
+    """A `unisweep` process whose output goes to files: a pipe nobody reads while the test polls fills up and
+    blocks the driver (seen in CI as a sweep that never moved)."""
+
+    def __init__(self, cmd: list[str], env: dict, out_dir):
+        self.out_path, self.err_path = out_dir / "out.txt", out_dir / "err.txt"
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=env)
+        self.pid = self.proc.pid
+
+    @property
+    def returncode(self):
+        return self.proc.returncode
+
+    def communicate(self, timeout: float) -> tuple[str, str]:
+        self.proc.wait(timeout)
+        return self.out_path.read_text(), self.err_path.read_text()
+
+    def alive(self) -> bool:
+        if self.proc.poll() is None:
+            return True
+        raise AssertionError(f"the driver ended early ({self.proc.returncode}):\n{self.err_path.read_text()[-3000:]}")
+
+
+def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict | None = None) -> _Driver:
     """`unisweep run SPEC --smoke` (or `resume NAME`) in its own process, on the session's Ray."""
     spec = tmp_path / f"{name}.yaml"
     spec.write_text(SPEC.format(name=name, db=tmp_path / "mlflow.db", storage=tmp_path / "ray"))
@@ -58,14 +82,19 @@ def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict |
         name, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "tests"]
     cmd = [sys.executable, "-m", "sweeps.cli", command, *target, "--cache-dir", str(cache_dir),
            "--address", ray_local.get_runtime_context().gcs_address]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, **(env or {})})
+    out_dir = tmp_path / f"{name}-{command}-{time.monotonic_ns()}"
+    out_dir.mkdir()
+    return _Driver(cmd, {**os.environ, **(env or {})}, out_dir)
 
 
 def _runs(tmp_path, name):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     experiment = client.get_experiment_by_name("tests")
     return client, (T.search_trials(client, experiment.experiment_id, name) if experiment else [])
+
+
+def _statuses(tmp_path, name) -> set[str]:
+    return {r.info.status for r in _runs(tmp_path, name)[1]}
 
 
 def _wait_for(predicate, timeout_s: float = 180):
@@ -79,7 +108,7 @@ def _wait_for(predicate, timeout_s: float = 180):
 
 def test_a_second_driver_of_a_live_sweep_refuses_and_the_first_finishes(tmp_path, ray_local, cache_dir):
     first = _driver(tmp_path, ray_local, cache_dir, "twice", "run")
-    _wait_for(lambda: any(r.info.status == "RUNNING" for r in _runs(tmp_path, "twice")[1]))
+    _wait_for(lambda: first.alive() and any(r.info.status == "RUNNING" for r in _runs(tmp_path, "twice")[1]))
     second = _driver(tmp_path, ray_local, cache_dir, "twice", "run")
     _, err = second.communicate(timeout=120)
     assert second.returncode == 4, err
@@ -94,17 +123,16 @@ def test_a_second_driver_of_a_live_sweep_refuses_and_the_first_finishes(tmp_path
 
 
 def test_a_killed_drivers_sweep_is_taken_over_by_resume(tmp_path, ray_local, cache_dir):
-    ttl = {L.TTL_ENV: "10"}  # long enough for the `resume` that comes too soon to start and ask
+    ttl = {L.TTL_ENV: "20"}  # long enough for the `resume` that comes too soon to start and ask, under load
     dead = _driver(tmp_path, ray_local, cache_dir, "orphaned", "run", env=ttl)
-    _wait_for(lambda: any(r.info.status == "FINISHED" for r in _runs(tmp_path, "orphaned")[1])
-              and any(r.info.status == "RUNNING" for r in _runs(tmp_path, "orphaned")[1]))
-    dead.send_signal(signal.SIGKILL)  # no handler runs: its runs and its lease stay as they were
+    _wait_for(lambda: dead.alive() and {"FINISHED", "RUNNING"} <= _statuses(tmp_path, "orphaned"))
+    dead.proc.send_signal(signal.SIGKILL)  # no handler runs: its runs and its lease stay as they were
     killed_at = time.time()
-    dead.wait(30)
+    dead.proc.wait(30)
     busy = _driver(tmp_path, ray_local, cache_dir, "orphaned", "resume", env=ttl)
     _, err = busy.communicate(timeout=120)
     assert busy.returncode == 4 and f"pid {dead.pid}," in err  # too soon: its lease has not expired yet
-    time.sleep(max(0.0, killed_at + 10.5 - time.time()))  # no heartbeat for the lease's time to live
+    time.sleep(max(0.0, killed_at + 20.5 - time.time()))  # no heartbeat for the lease's time to live
     taker = _driver(tmp_path, ray_local, cache_dir, "orphaned", "resume", env=ttl)
     out, err = taker.communicate(timeout=300)
     assert taker.returncode == 0, err
