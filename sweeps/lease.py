@@ -52,9 +52,16 @@ class Lease:
     owner: str
     took_over: Holder | None = None  # the driver whose expired lease this one replaced
     _stop: threading.Event = field(default_factory=threading.Event)
+    _beater: threading.Thread | None = None
+
+    def start_beating(self) -> None:
+        self._beater = threading.Thread(target=self._beat, name="unisweep-lease", daemon=True)
+        self._beater.start()
 
     def release(self) -> None:
         self._stop.set()
+        if self._beater is not None:  # a beat already on its way would land after the release and revive it
+            self._beater.join(timeout=60)
         held = holder(self.client, self.run_id)
         if held is not None and held.owner == self.owner:
             self.client.set_tag(self.run_id, BEAT, "0")  # expired at once: the next driver need not wait
@@ -90,5 +97,5 @@ def acquire(client, run_id: str, sweep: str) -> Lease:
         raise SweepBusy(f"sweep {sweep!r} was claimed at the same moment by another driver "
                         f"({now.describe() if now else 'unknown'}); this one stands down")
     lease = Lease(client, run_id, me, took_over=held if held is not None and held.beat > 0 else None)
-    threading.Thread(target=lease._beat, name="unisweep-lease", daemon=True).start()
+    lease.start_beating()
     return lease

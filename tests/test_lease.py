@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -48,6 +49,35 @@ def test_a_lease_is_refused_while_alive_and_taken_over_once_silent(tmp_path, mon
     third = L.acquire(client, run_id, "leased")
     assert third.took_over is None
     third.release()
+
+
+class _SlowBeats:
+    """A real client whose heartbeat writes take half a second, as on a loaded store."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def set_tag(self, run_id, key, value):
+        if key == L.BEAT and value != "0" and threading.current_thread().name == "unisweep-lease":
+            time.sleep(0.5)
+        return self.client.set_tag(run_id, key, value)
+
+
+def test_a_released_lease_stays_released_when_a_heartbeat_was_on_its_way(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path}/m.db"
+    client = _SlowBeats(MlflowClient(uri))
+    run_id = client.create_run(T.ensure_store(uri, "tests")).info.run_id
+    monkeypatch.setenv(L.TTL_ENV, "2")  # a beat every 0.5 s
+    first = L.acquire(client, run_id, "leased")
+    time.sleep(0.7)  # the first beat is being written
+    first.release()  # as a driver that ends: the next `run`, a moment later, must not be refused
+    time.sleep(0.5)
+    second = L.acquire(client, run_id, "leased")
+    assert second.took_over is None
+    second.release()
 
 
 class _Driver:
