@@ -237,6 +237,9 @@ class _Launch:
         from sweeps.progress import Progress
 
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0, Tune's legacy output prints nothing
+        # Keeping one checkpoint per trial makes Tune snapshot its (small, local) state after each one, and warn
+        # about it at every eval point of a busy sweep: the cost is known and paid on purpose
+        os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
         R.check_fits(spec, [n["Resources"] for n in ray.nodes() if n.get("Alive")])
         cluster = ray.cluster_resources()
         self.concurrency = R.max_concurrent(spec, cluster.get("CPU", 0), cluster.get("GPU", 0))
