@@ -29,13 +29,13 @@ def rest_store_creds(client):
     return store.get_host_creds() if hasattr(store, "get_host_creds") else None
 
 
-def history_bulk(creds, run_ids: list[str], key: str) -> list[dict] | None:
+def history_bulk(creds, run_ids: list[str], key: str, max_points: int = HISTORY_BULK_POINTS) -> list[dict] | None:
     """Every point of `key` for up to 100 runs: dicts with run_id, step, timestamp, value. None when the server
     has no bulk endpoint (404: an older or proxied server)."""
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     response = http_request(creds, HISTORY_BULK, "GET",
-                            params={"run_id": run_ids, "metric_key": key, "max_results": HISTORY_BULK_POINTS})
+                            params={"run_id": run_ids, "metric_key": key, "max_results": max_points})
     if response.status_code == 404:
         return None
     return verify_rest_response(response, HISTORY_BULK).json().get("metrics", [])

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,8 @@ import pandas as pd
 from analysis import mlflow_internals
 from sweeps import tracking
 from sweeps.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
@@ -184,13 +187,16 @@ def list_trials(client, experiment_id: str, sweep: str) -> list:
                                          parts) for run in part]
 
 
-def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS, bulk: bool = True) -> pd.DataFrame:
+def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS, bulk: bool = True,
+                    runs_per_request: int = mlflow_internals.HISTORY_BULK_RUNS,
+                    points_per_response: int = mlflow_internals.HISTORY_BULK_POINTS) -> pd.DataFrame:
     """Long frame (run_id, key, step, value) of `keys` for every run, read in a thread pool: from an `mlflow
     server`, 100 runs a request (10,000 trials x 2 keys in 200 requests); from any other store, or a server
-    without the bulk endpoint, one `get_metric_history` per run and key."""
+    without the bulk endpoint, one `get_metric_history` per run and key. The two bounds are the server's own;
+    a proxy with lower ones can pass them."""
     creds = mlflow_internals.rest_store_creds(client) if bulk else None
     if creds is not None:
-        rows = _bulk_histories(creds, run_ids, keys)
+        rows = _bulk_histories(creds, run_ids, keys, runs_per_request, points_per_response)
         if rows is not None:
             return _history_frame(rows)
     jobs = [(run_id, key) for run_id in run_ids for key in keys]
@@ -201,15 +207,16 @@ def fetch_histories(client, run_ids: list[str], keys=HISTORY_KEYS, bulk: bool = 
     return _history_frame(rows)
 
 
-def _bulk_histories(creds, run_ids: list[str], keys) -> list[tuple] | None:
+def _bulk_histories(creds, run_ids: list[str], keys, size: int, max_points: int) -> list[tuple] | None:
     """Rows for `_history_frame` from the server's bulk endpoint, or None if it has none. A response at the
-    server's bound on points may be cut short: its runs are asked again in halves."""
-    size = mlflow_internals.HISTORY_BULK_RUNS
+    bound on points may be cut short: its runs are asked again in halves."""
+    requests = []  # one entry per request sent (list.append is atomic across the pool's threads)
 
     def read(job):
         ids, key = job
-        points = mlflow_internals.history_bulk(creds, ids, key)
-        if points is None or len(points) < mlflow_internals.HISTORY_BULK_POINTS or len(ids) == 1:
+        requests.append(len(ids))
+        points = mlflow_internals.history_bulk(creds, ids, key, max_points)
+        if points is None or len(points) < max_points or len(ids) == 1:
             return points
         half = len(ids) // 2
         first, second = read((ids[:half], key)), read((ids[half:], key))
@@ -222,6 +229,7 @@ def _bulk_histories(creds, run_ids: list[str], keys) -> list[tuple] | None:
             if points is None:
                 return None
             rows.extend((p["run_id"], key, p["step"], p["timestamp"], p["value"]) for p in points)
+    log.debug("histories of %d runs x %d keys in %d bulk requests", len(run_ids), len(keys), len(requests))
     return rows
 
 

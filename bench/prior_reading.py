@@ -12,7 +12,6 @@ into the cache on first use, as a sweep would build it.
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 import torch
@@ -42,22 +41,29 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="dotted config keys, KEY=VALUE, on the preset")
     parser.add_argument("--preset", default="smartwatch-cpu")
     parser.add_argument("--items", type=int, default=300)
-    parser.add_argument("--cache-dir", default=os.environ.get("UNISWEEP_CACHE", ".unisweep-cache"))
+    parser.add_argument("--cache-dir", help="the stage-0 cache (default: $UNISWEEP_CACHE, else ~/.cache/unisweep)")
     args = parser.parse_args()
+
+    from sweeps.cli import build_config, parse_overrides
+    from unified.config import ConfigError, default_cache_dir
+
+    try:  # a wrong key or value is named before anything is loaded or built
+        cfg = build_config(args.preset, False, parse_overrides(args.overrides))
+    except (ConfigError, KeyError) as e:
+        parser.error(str(e))
+    cache_dir = args.cache_dir or str(default_cache_dir())
 
     from transformers import AutoModelForCausalLM
 
-    from unified import config as C
     from unified.data.dataset import load_pool
     from unified.data.tokenizer import build_tokenizer
     from unified.quiet import no_progress_bars
     from unified.text_prior import build_text_prior
 
     torch.set_num_threads(1)
-    cfg = C.resolve(C.override(C.preset(args.preset), dict(o.split("=", 1) for o in args.overrides)))
-    pool = load_pool(cfg.data, args.cache_dir)
+    pool = load_pool(cfg.data, cache_dir)
     tokenizer = build_tokenizer(cfg.data.domain)
-    folder = build_text_prior(cfg, pool, tokenizer, args.cache_dir)
+    folder = build_text_prior(cfg, pool, tokenizer, cache_dir)
     with no_progress_bars():
         model = AutoModelForCausalLM.from_pretrained(str(folder)).eval()
     scores = read_score(model, tokenizer, cfg, pool.attrs("test"), args.items)

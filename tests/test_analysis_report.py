@@ -1,5 +1,6 @@
 """`unisweep report`: files, figures and parent-run artifacts from a SQLite store and from a real `mlflow server`."""
 
+import logging
 
 import numpy as np
 import pandas as pd
@@ -137,19 +138,15 @@ def test_report_from_a_real_mlflow_server(server, tmp_path):
     assert "No trial logged a `generated.png`" in (tmp_path / "report.md").read_text()
 
 
-def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, monkeypatch):
-    from analysis import mlflow_internals
-
+def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, caplog):
     experiment_id = tracking.ensure_store(server, "bulk")  # the "served" sweep again, in its own experiment
     client = MlflowClient(server)
     fill(client, experiment_id, "served")
     run_ids = [r.info.run_id for r in tracking.search_trials(client, experiment_id, "served")]
-    requests = []
-    real = mlflow_internals.history_bulk
-    monkeypatch.setattr(mlflow_internals, "history_bulk", lambda *a: requests.append(a[1]) or real(*a))
-    monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_RUNS", 4)  # several chunks from a small sweep
-    bulk = query.fetch_histories(client, run_ids)
-    assert len(requests) == 2 * -(-len(run_ids) // 4)  # a request per 4 runs and key, none per run
+    caplog.set_level(logging.DEBUG, logger="analysis.query")
+    bulk = query.fetch_histories(client, run_ids, runs_per_request=4)  # several chunks from a small sweep
+    requests = 2 * -(-len(run_ids) // 4)  # a request per 4 runs and key, none per run
+    assert f"in {requests} bulk requests" in caplog.text
     one_by_one = query.fetch_histories(client, run_ids, bulk=False)  # one request per run and key
     assert len(bulk) > 0 and bulk.equals(one_by_one)
 
@@ -163,17 +160,17 @@ def test_trials_over_http_are_listed_in_16_parts_at_once_and_none_is_missed(serv
     assert len(parts) == len(set(parts)) and sorted(parts) == sorted(whole) and len(whole) > 1
 
 
-def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, monkeypatch):
-    from analysis import mlflow_internals
-
+def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, caplog):
     experiment_id = tracking.ensure_store(server, "halves")  # the "served" sweep again, in its own experiment
     client = MlflowClient(server)
     fill(client, experiment_id, "served")
     run_ids = [r.info.run_id for r in tracking.search_trials(client, experiment_id, "served")]
     points = len(client.get_metric_history(run_ids[0], "eval/und/total"))
-    monkeypatch.setattr(mlflow_internals, "HISTORY_BULK_POINTS", points + 1)  # any two runs overflow it
-    cut = query.fetch_histories(client, run_ids)
+    caplog.set_level(logging.DEBUG, logger="analysis.query")
+    # the real server cuts its responses at this bound: any two runs overflow it
+    cut = query.fetch_histories(client, run_ids, points_per_response=points + 1)
     assert cut.equals(query.fetch_histories(client, run_ids, bulk=False))
+    assert int(caplog.text.split(" bulk requests")[0].split()[-1]) > 2  # more than one request per key
 
 
 def test_only_finished_full_length_runs_are_analysed_and_smoke_only_when_alone():
