@@ -79,7 +79,8 @@ def test_judge_heads_follow_drawn_hands_and_battery_step(smoke_cfg):
 
 
 def test_templates_and_frequency_controls(smoke_cfg):
-    d = smoke_cfg.data
+    cpu_vqa = smoke_cfg.data.freq["vqa"]  # the cpu preset asks the face colour in one VQA question in six
+    d = dataclasses.replace(smoke_cfg.data, freq=sw.default_freq())  # the paper's mix
     assert all(len(qs) >= 9 for qs in swt.QUESTIONS.values()) and len(swt.CAPTION_QUESTIONS) == 10
     rng, attrs_list = np.random.default_rng(0), draws(d, 2000)
     gens = [sw.generation(rng, a, d, d.freq["gen"]) for a in attrs_list]
@@ -100,6 +101,8 @@ def test_templates_and_frequency_controls(smoke_cfg):
     assert asked <= set(sw.ATTRIBUTES) - {"face_color"}
     n_turns = [len(sw.vqa_turns(rng, a, d, d.freq["vqa"], 0.4)) for a in attrs_list]
     assert np.mean(n_turns) == pytest.approx(1 + 3 * 0.4, abs=0.1)
+    cpu_turns = [t for a in attrs_list[:1000] for t in sw.vqa_turns(rng, a, d, cpu_vqa, 0.4)]
+    assert 0.13 < np.mean([t[0] == "face_color" for t in cpu_turns]) < 0.20
 
 
 def test_tokenizer_round_trip(smoke_cfg, tokenizer, tmp_path):
@@ -162,7 +165,9 @@ def test_build_samples(smoke_cfg, pool, tokenizer):
     assert len({s.image for s in data.und}) == 256
     share = smoke_cfg.data.caption_share  # each understanding sample is a caption with this probability
     assert abs(np.mean([s.kind == "caption" for s in data.und]) - share) < 4 * (share * (1 - share) / 256) ** 0.5
-    assert not any("face_color" in s.mentions for s in data.und + data.gen)
+    # the colour is never named in captions or prompts; the cpu preset asks it in VQA only
+    assert not any("face_color" in s.mentions for s in data.gen + [u for u in data.und if u.kind == "caption"])
+    assert any("face_color" in s.mentions for s in data.und if s.kind == "vqa")
     assert all("time" in s.mentions for s in data.und if s.kind == "caption")
     seen = sorted((t, i) for und, gen in data.steps for t, ids in (("u", und), ("g", gen)) for i in ids)
     assert seen == sorted([("u", i) for i in range(256)] + [("g", i) for i in range(256)])  # one epoch
@@ -190,8 +195,8 @@ def test_build_samples(smoke_cfg, pool, tokenizer):
 def test_eval_items(smoke_cfg, pool, tokenizer):
     sp = special_ids(tokenizer)
     data = build_samples(smoke_cfg, pool, tokenizer, 16, 16)
-    assert {i.metric for i in data.eval_und} == {"time", "weather", "battery", "position"}
-    assert len(data.eval_und) == 5 * smoke_cfg.train.eval_items and all(i.ids[-1] == sp["<ans>"] for i in data.eval_und)
+    assert {i.metric for i in data.eval_und} == {"time", "weather", "battery", "position", "face_color"}
+    assert len(data.eval_und) == 6 * smoke_cfg.train.eval_items and all(i.ids[-1] == sp["<ans>"] for i in data.eval_und)
     assert all(i.ids[-1] == sp["<boi>"] for i in data.eval_gen) and len(data.eval_gen) == 16
     labels, mask = gen_targets(data.eval_gen)
     assert mask["hour"].all() and not mask["face_r"].any() and 0 < mask["weather"].mean() < 1

@@ -41,10 +41,23 @@ def test_registry_and_presets():
     assert get_domain("faces") is faces
     for scale in ("cpu", "paper"):
         watch, face = C.flatten(C.preset(f"smartwatch-{scale}")), C.flatten(C.preset(f"faces-{scale}"))
-        differ = {k for k in watch if watch[k] != face[k]}
+        differ = {k for k in watch if watch.get(k) != face.get(k)} | {k for k in face if k not in watch}
         assert face["data.domain"] == "faces"
-        assert differ <= {"data.domain", "data.hands", "data.battery_step", "data.battery_text"}
+        # the watch's own keys and question mix (the cpu preset asks the face colour) stay with the watch
+        assert differ <= {"data.domain", "data.hands", "data.battery_step", "data.battery_text",
+                          "data.freq.vqa.face_color"}
         assert C.resolve(C.from_flat(C.flatten(C.resolve(C.preset(f"faces-{scale}"))))).data.domain == "faces"
+
+
+def test_a_faces_cell_on_a_watch_base_takes_the_faces_question_mix():
+    """A spec on smartwatch-cpu with a data.domain: faces cell (mutual_benefit): the base's watch frequencies
+    are dropped, the cell resolves like faces-cpu, and a faces frequency given with it still applies."""
+    cell = C.resolve(C.override(C.preset("smartwatch-cpu"), {"data.domain": "faces"}))
+    assert cell.data.freq == C.resolve(C.preset("faces-cpu")).data.freq
+    hat = C.resolve(C.override(C.preset("smartwatch-cpu"), {"data.domain": "faces", "data.freq.vqa.hat": 0.5}))
+    assert hat.data.freq["vqa"]["hat"] == 0.5
+    with pytest.raises(C.ConfigError, match="data.freq.vqa.face_color"):
+        C.override(C.preset("faces-cpu"), {"data.freq.vqa.face_color": 0.2})
 
 
 def test_render_is_deterministic_and_seeded(faces_cfg):
