@@ -165,8 +165,8 @@ def _smartwatch_paper() -> ExperimentConfig:
 
 def _on_faces(make: typing.Callable[[], ExperimentConfig]) -> typing.Callable[[], ExperimentConfig]:
     """The same preset on SynthFaces (the paper's templated CelebA, docs/PAPER.md §4: its sizes are not public, so
-    the SmartWatch ones stand in). The watch-only keys go back to their defaults: faces ignore them, and a
-    logged `data.hands=hms` would only mislead."""
+    the SmartWatch ones stand in). The watch-only keys and the watch's question mix go back to their defaults:
+    faces ignore them, and a logged `data.hands=hms` would only mislead."""
 
     def faces() -> ExperimentConfig:
         cfg = make()
