@@ -34,7 +34,8 @@ def test_smoke_training_of_each_variant(variant, cache_dir):
     final = train(smoke(**{"model.variant": variant}), rec, cache_dir=cache_dir)
     out_kind = variant.split("-")[1]
     assert {"eval/und/total", "eval/und/weather", "eval/und/position", "eval/und/time", "eval/und/battery",
-            "eval/gen/attr_acc", "eval/gen/fd", "train/loss", "train/loss/und", "train/loss/gen"} <= set(final)
+            "eval/und/face_color", "eval/gen/attr_acc", "eval/gen/fd", "train/loss", "train/loss/und",
+            "train/loss/gen"} <= set(final)
     assert ("eval/gen/token_acc" in final) == (out_kind == "vq")
     assert ("eval/gen/feat_cos" in final) == (out_kind == "siglip")
     assert all(math.isfinite(v) for v in final.values())
