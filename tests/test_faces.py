@@ -15,6 +15,7 @@ from unified.data.dataset import load_pool
 from unified.data.domains import get_domain
 from unified.data.tasks import build_samples, eval_question_types
 from unified.data.tokenizer import build_tokenizer, detokenize, encode, special_ids
+from unified.data.turns import turn_attributes
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,20 @@ def test_a_faces_cell_on_a_watch_base_takes_the_faces_question_mix():
     assert hat.data.freq["vqa"]["hat"] == 0.5
     with pytest.raises(C.ConfigError, match="data.freq.vqa.face_color"):
         C.override(C.preset("faces-cpu"), {"data.freq.vqa.face_color": 0.2})
+
+
+def test_the_default_question_mix_asks_the_hat_rarely_and_evaluates_it_like_the_rest(faces_cfg):
+    """The hat's VQA weight is a quarter of the others' (one question in 21), captions and prompts still name it
+    half the time, and evaluation asks it as often as every other question type."""
+    vqa = faces_cfg.data.freq["vqa"]
+    rng = np.random.default_rng(0)
+    asked = [a for _ in range(21000) for a in turn_attributes(rng, ft.ATTRIBUTES, vqa, 0.0)]
+    share = {a: asked.count(a) / len(asked) for a in set(asked)}
+    assert set(share) == set(ft.ATTRIBUTES) - {"background"}
+    assert share["hat"] == pytest.approx(1 / 21, abs=0.006)
+    assert all(share[a] == pytest.approx(4 / 21, abs=0.012) for a in share if a != "hat")
+    assert faces_cfg.data.freq["caption"]["hat"] == faces_cfg.data.freq["gen"]["hat"] == 0.5
+    assert "hat" in eval_question_types(faces_cfg.data)
 
 
 def test_render_is_deterministic_and_seeded(faces_cfg):

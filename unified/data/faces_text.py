@@ -15,8 +15,9 @@ Every answer is scored by the paper's substring match (metrics.substring_score).
 contains a right one, no template word contains an answer word of another value (no "eyes": it holds "yes";
 no "not": it holds "no"); tests/test_faces.py checks this.
 
-Frequencies: `vqa.<attr>` is a relative weight over question types (each 0.2 here, as SmartWatch);
-`caption.<attr>` and `gen.<attr>` are clause probabilities (0.5 each: half the prompts name an attribute).
+Frequencies: `vqa.<attr>` is a relative weight over question types (0.2 each, as SmartWatch, but the hat
+0.05: one VQA question in 21); `caption.<attr>` and `gen.<attr>` are clause probabilities (0.5 each: half the
+prompts name an attribute). Evaluation asks every question type equally often, whatever its weight.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def default_freq() -> dict[str, dict[str, float]]:
     named["background"] = 0.0  # the nuisance: drawn, never named (the watch's face colour, docs/PAPER.md §3)
     vqa = {a: 0.2 for a in ATTRIBUTES}
     vqa["background"] = 0.0
+    # Asked as often as the rest, the hat (one large shape) is read at 1.00 by every arm and hair and skin at
+    # 0.95-0.99, so understanding-only ends at 0.92, the ceiling. Asked rarely it is learned gradually and
+    # lowers the ceiling (calibrated on seeds 100-104: docs/LOG.md, 2026-12-01). Captions still name it.
+    vqa["hat"] = 0.05
     return {"vqa": vqa, "caption": dict(named), "gen": dict(named)}
 
 
