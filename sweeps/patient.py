@@ -19,8 +19,9 @@ import functools
 import os
 import time
 
-from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+
+from sweeps.store_open import open_client
 
 PATIENCE_ENV = "UNISWEEP_STORE_PATIENCE_S"
 DEFAULT_PATIENCE_S = 300.0
@@ -50,20 +51,24 @@ class PatientClient:
     """`MlflowClient(uri)` whose repeatable calls are retried through a store outage (module docstring)."""
 
     def __init__(self, uri: str, patience: float | None = None):
-        self._client = MlflowClient(uri)
         self.patience = patience_s() if patience is None else patience
+        self._client = self._patiently(open_client)(uri)  # a SQLite store is built now: through an outage too
 
     def __getattr__(self, name: str):
         attr = getattr(self._client, name)
         if not callable(attr) or name in NEVER_RETRIED or name.startswith("_"):
             return attr
+        return self._patiently(attr)
 
-        @functools.wraps(attr)
+    def _patiently(self, fn):
+        """`fn`, retried on transient failures with exponential backoff for up to `self.patience` seconds."""
+
+        @functools.wraps(fn)
         def call(*args, **kwargs):
             deadline, wait = time.monotonic() + self.patience, 1.0
             while True:
                 try:
-                    return attr(*args, **kwargs)
+                    return fn(*args, **kwargs)
                 except Exception as e:
                     if not is_transient(e) or time.monotonic() + wait > deadline:
                         raise

@@ -100,11 +100,9 @@ def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | l
 def _history(spec, trials, smoke, uri) -> tuple[set[tuple[str, int]], float | None, dict[str, int]]:
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).exists():
         return set(), None, {}  # nothing run yet; do not create the store just to look
-    from mlflow import MlflowClient  # late: MLflow takes a second to import
+    from sweeps import tracking  # late: MLflow takes a second to import
 
-    from sweeps import tracking
-
-    client = MlflowClient(uri)
+    client = tracking.open_client(uri)
     experiment = client.get_experiment_by_name(spec.tracking.experiment)
     if experiment is None:
         return set(), None, {}

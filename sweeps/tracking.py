@@ -7,7 +7,8 @@ reads what the run holds first and never logs a (key, step) twice. Ray's MLflow 
 they create their own runs and log at Tune's iteration, not at the percent of data seen.
 
 The driver calls `ensure_store` once before any trial starts (docs/PLATFORM.md §6: concurrent first writers race
-on the SQLite schema), then `mark_stale_running_failed`, `start_sweep` and `trial_run` per trial.
+on the SQLite schema; sweeps/store_open.py serialises the first opening of a file), then
+`mark_stale_running_failed`, `start_sweep` and `trial_run` per trial.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from mlflow.exceptions import MlflowException
 
 from sweeps.defaults import EXPERIMENT_ENV, redact
 from sweeps.errors import Ambiguous, NotFound
+from sweeps.store_open import open_client
 from unified import config as C
 
 MAX_PARAM_CHARS = 6000  # MLflow refuses longer param values
@@ -59,7 +61,7 @@ def ensure_store(uri: str, experiment: str) -> str:
         db = Path(uri.removeprefix("sqlite:///"))
         db.parent.mkdir(parents=True, exist_ok=True)
         artifacts = (db.parent / "mlartifacts").as_uri()  # beside the DB, not under the cwd (docs/PLATFORM.md §6)
-    client = MlflowClient(uri)
+    client = open_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is not None:
         if found.lifecycle_stage == "deleted":
@@ -403,7 +405,7 @@ def _reader(uri: str) -> MlflowClient:
     """A client for a reader: NotFound where a SQLite store does not exist (MLflow would create an empty one)."""
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise NotFound(f"no MLflow store at {uri} (give --tracking-uri or set $MLFLOW_TRACKING_URI)")
-    return MlflowClient(uri)
+    return open_client(uri)
 
 
 def _experiments(client: MlflowClient) -> list:

@@ -118,7 +118,7 @@ def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict |
 
 
 def _runs(tmp_path, name):
-    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    client = T.open_client(f"sqlite:///{tmp_path}/mlflow.db")  # never migrates a new file beside the driver
     experiment = client.get_experiment_by_name("tests")
     return client, (T.search_trials(client, experiment.experiment_id, name) if experiment else [])
 

@@ -1,6 +1,7 @@
 """MLflow tracking against real stores: a SQLite file in tmp_path, and one `mlflow server` subprocess."""
 
 import dataclasses
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,33 @@ def store(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{tmp}/db/mlflow.db"
     return MlflowClient(uri), T.ensure_store(uri, "unisweep"), tmp
+
+
+def _open_after(uri: str, barrier, results) -> None:
+    """One process of the race below: imports done, it waits for the others, then opens the store."""
+    from sweeps.store_open import open_client
+
+    barrier.wait(120)
+    try:
+        results.put(len(open_client(uri).search_experiments()))
+    except Exception as e:  # noqa: BLE001 - what broke is the test's message
+        results.put(f"{type(e).__name__}: {e}"[:300])
+
+
+def test_processes_that_open_a_new_sqlite_store_at_once_all_find_one_whole_schema(tmp_path):
+    """Without the lock in sweeps/store_open.py, two of MLflow's first migrations of one file break each other
+    (every one of 4 tries here, and once in CI: a driver died beside a test that polled its new store)."""
+    spawn = multiprocessing.get_context("spawn")  # fresh processes: no MLflow store cached from this one
+    for attempt in range(2):
+        uri, barrier, results = f"sqlite:///{tmp_path}/{attempt}/m.db", spawn.Barrier(3), spawn.Queue()
+        (tmp_path / str(attempt)).mkdir()
+        openers = [spawn.Process(target=_open_after, args=(uri, barrier, results)) for _ in range(3)]
+        for p in openers:
+            p.start()
+        outcomes = [results.get(timeout=180) for _ in openers]
+        for p in openers:
+            p.join(30)
+        assert outcomes == [1, 1, 1], outcomes  # each sees the one Default experiment of a whole schema
 
 
 def test_uris_are_absolute_the_file_store_is_refused_and_flag_beats_env_beats_spec(tmp_path, monkeypatch):
