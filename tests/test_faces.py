@@ -61,6 +61,19 @@ def test_a_faces_cell_on_a_watch_base_takes_the_faces_question_mix():
         C.override(C.preset("faces-cpu"), {"data.freq.vqa.face_color": 0.2})
 
 
+def test_the_siglip_image_loss_weight_is_each_domains_own_unless_a_config_sets_it():
+    """model.alpha_siglip left unset takes the domain's calibration (faces 30, the watch 10), also in a faces cell
+    of a watch-based spec; a value given wins, and the paper presets keep the paper's 1.0."""
+    def alpha(name: str, **flat) -> float:
+        return C.resolve(C.override(C.preset(name), {"model.variant": "vq-siglip", **flat})).model.alpha
+
+    assert (alpha("smartwatch-cpu"), alpha("faces-cpu")) == (10.0, 30.0)
+    assert alpha("smartwatch-cpu", **{"data.domain": "faces"}) == 30.0
+    assert alpha("faces-cpu", **{"model.alpha_siglip": 12.5}) == 12.5
+    assert alpha("faces-paper") == alpha("smartwatch-paper") == 1.0
+    assert alpha("faces-cpu", **{"model.variant": "vq-vq"}) == alpha("smartwatch-cpu", **{"model.variant": "vq-vq"})
+
+
 def test_the_default_question_mix_asks_the_hat_rarely_and_evaluates_it_like_the_rest(faces_cfg):
     """The hat's VQA weight is a quarter of the others' (one question in 21), captions and prompts still name it
     half the time, and evaluation asks it as often as every other question type."""

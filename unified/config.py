@@ -94,7 +94,9 @@ class ModelConfig:
     shared_adapter: str | bool = "auto"  # auto: shared when the variant is aligned (paper)
     alpha: float | None = None  # weight of the image loss; None: alpha_vq or alpha_siglip by the output space
     alpha_vq: float = 1.0  # the image-loss weight of VQ-output variants (paper: 0.2)
-    alpha_siglip: float = 10.0  # ... of SigLIP-output variants (paper: 1.0 with feature_loss cos)
+    # ... of SigLIP-output variants (paper: 1.0 with feature_loss cos); None: the domain's cpu-scale calibration,
+    # `ALPHA_SIGLIP` of its module (the text loss it competes with differs per domain: docs/LOG.md, session 15)
+    alpha_siglip: float | None = None
     affine_strength: float = 0.0  # s of the frozen random affine map y = xQS + b; 0 = off
     affine_target: str = "input"  # input | generation | both
     freeze_llm: bool = False  # train adapters and head only (finding 7)
@@ -435,6 +437,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
                           f"{m.variant} feeds {in_space} features in and {out_space} features back")
     if m.shared_adapter:
         m.adapter_gen = m.adapter_und
+    if m.alpha_siglip is None:
+        m.alpha_siglip = domain.ALPHA_SIGLIP
     if m.alpha is None:  # docs/PAPER.md §2: 0.2 in every VQ-output script, else 1.0; the cpu preset: docs/LOG.md
         m.alpha = m.alpha_vq if out_space == "vq" else m.alpha_siglip
 

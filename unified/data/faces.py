@@ -44,6 +44,11 @@ from unified.data.faces_text import (  # noqa: F401  (the domain's text interfac
     vqa_turns,
 )
 
+# model.alpha_siglip's default here, calibrated at cpu scale on seeds 100-104: at SmartWatch's 10 the mixed
+# vq-siglip arm barely follows the prompt on faces (+0.03 to +0.11 over prompt-blind), at 30 it does (+0.16 to
+# +0.24) while generation-only follows it at either (docs/LOG.md, sessions 14 and 15)
+ALPHA_SIGLIP = 30.0
+
 # colours chosen pairwise far apart where they meet: hair vs every skin tone (beard on face), hat vs hair and
 # every background (brim over the hair), lens tint vs skin
 HAIR_RGB = {"black": (25, 20, 20), "brown": (135, 65, 20), "blond": (240, 205, 90), "gray": (160, 160, 165)}

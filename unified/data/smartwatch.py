@@ -29,6 +29,8 @@ from unified.data.smartwatch_text import (  # noqa: F401  (the domain's text int
     vqa_turns,
 )
 
+# model.alpha_siglip's default here: the SigLIP-output image-loss weight calibrated at cpu scale (docs/LOG.md)
+ALPHA_SIGLIP = 10.0
 WEATHERS = ("sunny", "cloudy", "raining")
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 HANDS = ("hour", "minute", "second")
