@@ -65,18 +65,17 @@ def _open_after(uri: str, barrier, results) -> None:
 
 def test_processes_that_open_a_new_sqlite_store_at_once_all_find_one_whole_schema(tmp_path):
     """Without the lock in sweeps/store_open.py, two of MLflow's first migrations of one file break each other
-    (every one of 4 tries here, and once in CI: a driver died beside a test that polled its new store)."""
+    (every one of 4 tries with two processes here, and once in CI: a driver died beside a test that polled its
+    new store)."""
     spawn = multiprocessing.get_context("spawn")  # fresh processes: no MLflow store cached from this one
-    for attempt in range(2):
-        uri, barrier, results = f"sqlite:///{tmp_path}/{attempt}/m.db", spawn.Barrier(3), spawn.Queue()
-        (tmp_path / str(attempt)).mkdir()
-        openers = [spawn.Process(target=_open_after, args=(uri, barrier, results)) for _ in range(3)]
-        for p in openers:
-            p.start()
-        outcomes = [results.get(timeout=180) for _ in openers]
-        for p in openers:
-            p.join(30)
-        assert outcomes == [1, 1, 1], outcomes  # each sees the one Default experiment of a whole schema
+    uri, barrier, results = f"sqlite:///{tmp_path}/m.db", spawn.Barrier(3), spawn.Queue()
+    openers = [spawn.Process(target=_open_after, args=(uri, barrier, results)) for _ in range(3)]
+    for p in openers:
+        p.start()
+    outcomes = [results.get(timeout=180) for _ in openers]
+    for p in openers:
+        p.join(30)
+    assert outcomes == [1, 1, 1], outcomes  # each sees the one Default experiment of a whole schema
 
 
 def test_uris_are_absolute_the_file_store_is_refused_and_flag_beats_env_beats_spec(tmp_path, monkeypatch):
