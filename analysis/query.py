@@ -39,11 +39,12 @@ log = logging.getLogger(__name__)
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
-               tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early", tracking.STUDY: "study"}
+               tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early", tracking.STUDY: "study",
+               tracking.CPU: "cpu"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit
 THREADS = 16  # history reads wait on I/O (HTTP) or on SQLite; more threads than cores pays off
 IDENTITY = {"run_id", "name", "status", "start_time", "end_time"}
-CACHE_VERSION = 2  # bump when the frames' layout changes
+CACHE_VERSION = 3  # bump when the frames' layout changes
 
 
 @dataclass

@@ -195,6 +195,19 @@ def shown_images(uri: str, trials: pd.DataFrame, dst: Path) -> dict[str, dict[st
 # ---------------------------------------------------------------- the document (analysis/document.py)
 
 
+def machines_line(trials: pd.DataFrame) -> str:
+    """Which CPUs the trials trained on (`unisweep.cpu`), and a warning when there were several: one seed gives
+    other floats on another CPU, so paired arms that trained on different CPUs differ by that too."""
+    if "cpu" not in trials or trials["cpu"].isna().all():
+        return ""
+    counts = trials["cpu"].fillna("not recorded").value_counts()
+    kinds = ", ".join(f"{cpu} ({n} run{'s' if n != 1 else ''})" for cpu, n in counts.items())
+    if len(counts) == 1:
+        return f"Trained on {kinds}."
+    return (f"Trained on {len(counts)} kinds of CPU: {kinds}. The same seed gives other floats on another CPU, so "
+            "arms paired across CPUs differ by that as well; rerun on one kind of machine to remove it.")
+
+
 def blocks(sweeps, uri, trials, verdicts, figures, notes, cached, searches=()) -> list[D.Block]:
     """What report.md and report.html show, in order; `searches`: the blocks of analysis/search_report.py."""
     seeds = sorted({int(s) for s in trials["seed"].dropna()})
@@ -205,6 +218,7 @@ def blocks(sweeps, uri, trials, verdicts, figures, notes, cached, searches=()) -
                   "`analysis/findings.py`)."),
            D.Table(verdict_frame(verdicts), "verdicts")]
     out += [D.Bullets(list(notes))] if notes else []
+    out += [D.Text(line)] if (line := machines_line(trials)) else []
     chance = chance_table(trials)
     if not chance.empty:
         out += [D.Heading("Every arm against its chance level"),

@@ -46,6 +46,9 @@ AXIS = "unisweep.axis."  # + a key that varies across the sweep (sweeps.spec.var
 STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
 ERROR = "unisweep.error"  # why a FAILED run failed, one line
 FOR_GOOD = "unisweep.failed_for_good"  # "true": FAILED for a reason a rerun cannot change (a diverging loss)
+# on a trial run: the CPU its rank 0 trained on and torch's kernels for it (sweeps/trial.py): the same seed gives
+# other floats on another CPU, and a trajectory near a threshold can end elsewhere (docs/LOG.md, session 15)
+CPU = "unisweep.cpu"
 STORAGE = "unisweep.storage"  # on a parent run: where its launch kept Ray results and Optuna studies
 EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000

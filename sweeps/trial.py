@@ -221,10 +221,29 @@ def _tag_resumed(job: TrialJob, state: dict | None) -> None:
 
 
 def _tag_node(client, run_id: str) -> None:
-    """`unisweep.node`: the Ray node that trains (rank 0), for placement questions on a cluster."""
+    """`unisweep.node`: the Ray node that trains (rank 0), for placement questions on a cluster; `unisweep.cpu`."""
     import ray
+    from mlflow.entities import RunTag
 
-    client.set_tag(run_id, NODE_TAG, ray.get_runtime_context().get_node_id())
+    from sweeps.tracking import CPU
+
+    node = ray.get_runtime_context().get_node_id()
+    client.log_batch(run_id, tags=[RunTag(NODE_TAG, node), RunTag(CPU, cpu_description())])
+
+
+def cpu_description() -> str:
+    """'<the CPU's model name>; torch <its kernels' instruction set>', e.g. 'AMD EPYC; torch AVX512'."""
+    import platform
+
+    import torch
+
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"{name}; torch {torch.backends.cpu.get_cpu_capability()}"
 
 
 def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
@@ -235,6 +254,7 @@ def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
     from mlflow.entities import RunTag
 
     from sweeps.patient import PatientClient
+    from sweeps.tracking import CPU
 
     node = ray.get_runtime_context().get_node_id()
     nodes = [node]
@@ -242,7 +262,8 @@ def _tag_worker_nodes(job: TrialJob, rank: int) -> None:
         nodes = [None] * dist.get_world_size()
         dist.all_gather_object(nodes, node)
     if rank == 0:
-        PatientClient(job.uri).log_batch(job.run_id, tags=[RunTag(NODE_TAG, node), RunTag(NODES_TAG, ",".join(nodes))])
+        PatientClient(job.uri).log_batch(job.run_id, tags=[RunTag(NODE_TAG, node), RunTag(NODES_TAG, ",".join(nodes)),
+                                                           RunTag(CPU, cpu_description())])
 
 
 def _tune_metrics(metrics: dict, step: int) -> dict:

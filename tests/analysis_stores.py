@@ -127,6 +127,7 @@ def fill(client, experiment_id: str, name: str, steps=STEPS, images: bool = Fals
     parent = T.start_sweep(client, experiment_id, spec, text)
     for trial in S.expand(spec):
         run_id = T.trial_run(client, experiment_id, parent, trial)
+        client.set_tag(run_id, T.CPU, "Planted CPU; torch AVX2" if trial.seed else "Other CPU; torch AVX512")
         log = T.RunLogger(client, run_id)
         for step in steps:
             log(planted(name, trial, step, spec.seeds), step)

@@ -26,6 +26,14 @@ def planted_report(analysis_store, tmp_path_factory):
     return report.write_report(uri, ["planted"], out), out, uri, parents["planted"]
 
 
+def test_the_machines_line_names_the_cpus_and_warns_only_when_they_differ():
+    one = pd.DataFrame({"cpu": ["A; torch AVX2"] * 3})
+    assert report.machines_line(one) == "Trained on A; torch AVX2 (3 runs)."
+    assert report.machines_line(pd.DataFrame({"cpu": [None, None]})) == ""  # runs from before the tag
+    mixed = report.machines_line(pd.DataFrame({"cpu": ["A; torch AVX2", None, "A; torch AVX2"]}))
+    assert mixed.startswith("Trained on 2 kinds of CPU: A; torch AVX2 (2 runs), not recorded (1 run).")
+
+
 def test_report_files_hold_the_verdict_table_first(planted_report):
     verdicts, out, _, _ = planted_report
     text = (out / "report.md").read_text()
@@ -36,6 +44,7 @@ def test_report_files_hold_the_verdict_table_first(planted_report):
     assert "| 4 | not run | — | — | 0 |" in text
     assert "![finding 1-und](figures/mutual_benefit_und.png)" in text and "![generated images]" in text
     assert "## Searches" not in text  # a grid sweep: no Optuna study to show
+    assert "Trained on 2 kinds of CPU: Planted CPU; torch AVX2 (" in text and "Other CPU; torch AVX512 (" in text
     html = (out / "report.html").read_text()  # the same document, self-contained (tests/test_report_browser.py)
     assert '<table id="verdicts">' in html and html.count('src="data:image/png;base64,') == text.count("![")
     # every arm against its chance level, before the findings

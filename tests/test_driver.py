@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from sweeps import spec as S
 from sweeps import tracking as T
+from sweeps import trial
 from sweeps.driver import run_sweep
 
 pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(300)]
@@ -42,6 +43,7 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
         assert tags["unisweep.smoke"] == "true" and tags["unisweep.seed"] == "0"
         assert tags["unisweep.git_sha"] and tags["unisweep.dirty"] in ("true", "false")
         assert tags["unisweep.version.torch"] and tags["unisweep.version.ray"] and tags["unisweep.node"]
+        assert tags["unisweep.cpu"] == trial.cpu_description() and "; torch " in tags["unisweep.cpu"]
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert "config.yaml" in artifacts
         assert ("generated.png" in artifacts) == (r.data.params["data.tasks"] == "mixed")

@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps import tracking as T
+from sweeps import trial
 from sweeps.driver import CRASH_ENV, run_sweep
 from sweeps.orphans import free_orphaned_placement_groups
 from sweeps.spec import parse_spec
@@ -90,6 +91,7 @@ def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_pat
     (run,) = T.search_trials(client, experiment, "ddp")
     assert run.info.status == "FINISHED"
     assert run.data.params["data.tasks"] == "mixed" and run.data.tags["unisweep.node"]
+    assert run.data.tags["unisweep.cpu"] == trial.cpu_description()
     for key in ("eval/und/total", "eval/gen/attr_acc", "train/loss"):
         steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
         assert len(steps) == len(set(steps)), f"{key} logged a step twice: {steps}"
