@@ -89,6 +89,7 @@ def test_cell_hash_identity():
     ({"train.lr": 0}, "train.lr must be > 0"),
     ({"data.caption_share": 1.5}, r"data.caption_share must be in \[0, 1\]"),
     ({"data.und_samples": -1}, "data.und_samples must be >= 0"),
+    ({"model.alpha_siglip": -1.0}, "model.alpha_siglip must be >= 0"),
     ({"data.tasks": "understanding", "data.und_samples": 0}, "no samples to train on"),
     ({"backbone.path": "/nonexistent/llama"}, "backbone.path: '/nonexistent/llama' is not a directory"),
     ({"vision.vq_path": "/nonexistent/vq"}, "vision.vq_path"),

@@ -394,8 +394,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
         if flat[key] < 1:
             raise ConfigError(f"{key} must be >= 1, got {flat[key]}")
     for key in ("data.und_samples", "data.gen_samples", "train.steps", "train.eval_items", "train.gen_eval_items",
-                "backbone.text_steps"):
-        if flat[key] < 0:
+                "backbone.text_steps", "model.alpha", "model.alpha_vq", "model.alpha_siglip"):  # alphas: None = unset
+        if flat[key] is not None and flat[key] < 0:
             raise ConfigError(f"{key} must be >= 0, got {flat[key]}")
     for key in ("data.caption_share", "data.extra_turn_p", "train.warmup"):
         if not 0.0 <= flat[key] <= 1.0:
