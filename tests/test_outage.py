@@ -1,6 +1,6 @@
 """A store outage mid-sweep: a real `mlflow server` frozen with SIGSTOP while trials log into it.
 
-MLflow's own client is told to give up at once (2 s timeout, no retries), so that what rides the outage out is
+MLflow's own client is told to give up soon (a 5 s timeout, no retries), so that what rides the outage out is
 unisweep's patience (sweeps/patient.py): shorter than the patience, the sweep finishes as if nothing happened;
 longer, the trials fail with the real cause, the parent run is closed FAILED, and `resume` finishes the rest
 with every eval point logged once.
@@ -21,6 +21,10 @@ from mlflow import MlflowClient
 from sweeps import tracking as T
 
 pytestmark = pytest.mark.timeout(900)
+# MLflow's own HTTP timeout in the sweep. Not 2 s: under a loaded CI machine the unfrozen server answered the
+# driver's `create_run` (never retried: a lost reply could mean a second run) in over 2 s, and the sweep ended
+# before the outage began (seen in CI, session 15)
+HTTP_TIMEOUT_S = 5
 
 
 @pytest.fixture
@@ -47,7 +51,7 @@ def _sweep(tmp_path, cache_dir, url: str, patience_s: float, command: list[str])
                     f"storage: {tmp_path / 'ray'}\n"
                     "resources: {max_failures: 0}\n")  # no Tune retry: the patience alone rides the outage out
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0", "UNISWEEP_CACHE": str(cache_dir),
-           "MLFLOW_HTTP_REQUEST_TIMEOUT": "2", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+           "MLFLOW_HTTP_REQUEST_TIMEOUT": str(HTTP_TIMEOUT_S), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
            "UNISWEEP_STORE_PATIENCE_S": str(patience_s)}
     unisweep = Path(sys.executable).with_name("unisweep")
     args = [str(unisweep), *command] + ([str(spec), "--smoke"] if command == ["run"] else ["--tracking-uri", url])
@@ -94,7 +98,7 @@ def test_an_outage_shorter_than_the_patience_is_waited_out(tmp_path, cache_dir, 
     client = MlflowClient(url)
     sweep = _sweep(tmp_path, cache_dir, url, patience_s=120, command=["run"])
     _first_eval_point(client, sweep)
-    freeze(10)  # five times MLflow's own timeout
+    freeze(5 * HTTP_TIMEOUT_S)  # five times MLflow's own timeout
     out, err = _finish(sweep)
     assert sweep.returncode == 0, err[-3000:]
     assert json.loads(out)["finished"] == 2
@@ -106,8 +110,9 @@ def test_an_outage_longer_than_the_patience_fails_the_trials_with_its_cause_and_
         tmp_path, cache_dir, spaces, frozen_server):
     url, freeze = frozen_server
     client = MlflowClient(url)
-    # 10 s of patience, not less: a loaded CI machine's server, not frozen, can answer slower than MLflow's 2 s
-    # timeout for a few seconds in a row, and a 2 s patience failed the trials before the outage began (seen in CI)
+    # 10 s of patience, not less: a loaded CI machine's server, not frozen, can answer slower than MLflow's
+    # timeout for a few seconds in a row, and a 2 s patience failed the trials before the outage began (seen in CI).
+    # Within the 30 s freeze a call times out, its retry too, and the trial gives up with the cause.
     sweep = _sweep(tmp_path, cache_dir, url, patience_s=10, command=["run"])
     _first_eval_point(client, sweep)
     freeze(30)  # the trials give up after 10 s; the driver waits (at least 120 s) and closes the record
