@@ -94,9 +94,10 @@ def cmd_plan(args) -> int:
     import dataclasses
 
     from sweeps.plan import format_plan, make_plan
-    from sweeps.spec import Tracking, load_spec
+    from sweeps.spec import Tracking
+    from sweeps.suite import load
 
-    spec = load_spec(args.spec)
+    spec, _ = load(args.spec)
     where = Tracking(defaults.tracking_uri(args.tracking_uri, spec.tracking.uri),
                      defaults.experiment_name(args.experiment, spec.tracking.experiment))
     plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri)
@@ -106,13 +107,13 @@ def cmd_plan(args) -> int:
 
 def cmd_run(args) -> int:
     from sweeps.driver import run_sweep
-    from sweeps.spec import load_spec, spec_text
+    from sweeps.suite import load
 
-    spec = load_spec(args.spec)
+    spec, text = load(args.spec)
     with _json_mode(args):
-        result = run_sweep(spec, spec_text(args.spec), args.smoke, args.tracking_uri, args.address,
+        result = run_sweep(spec, text, args.smoke, args.tracking_uri, args.address,
                            args.cache_dir, args.storage, progress=_say, experiment_name=args.experiment,
-                           retry_failed=args.retry_failed)
+                           retry_failed=args.retry_failed, undecided=_undecided)
         outcome, code = _summary(result, spec.name)
     if args.json:
         print_json(sweep_json(result, spec.name, outcome))
@@ -125,11 +126,18 @@ def cmd_resume(args) -> int:
     with _json_mode(args):
         result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
                               address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say,
-                              retry_failed=args.retry_failed)
+                              retry_failed=args.retry_failed, undecided=_undecided)
         outcome, code = _summary(result, args.name)
     if args.json:
         print_json(sweep_json(result, args.name, outcome))
     return code
+
+
+def _undecided(look) -> set[str]:
+    """Seeds until decided: the analysis tells the driver which cells still need seeds (sweeps/sequential.py)."""
+    from analysis.undecided import undecided_cells  # late: pandas and scipy
+
+    return undecided_cells(look)
 
 
 def _say(line: str) -> None:
@@ -255,7 +263,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plan", help="what a sweep spec would run; launches nothing")
-    p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
+    p.add_argument("spec", help="a sweep YAML (sweeps/quickstart.yaml), or a suite: a folder with a suite.yaml "
+                                "(sweeps/paper/) or that file")
     p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
     p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
     p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
@@ -264,7 +273,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run a sweep on Ray Tune; every trial logged to MLflow once", epilog=EXIT_CODES,
                        formatter_class=raw)
-    p.add_argument("spec", help="a sweep YAML, e.g. sweeps/quickstart.yaml")
+    p.add_argument("spec", help="a sweep YAML (sweeps/quickstart.yaml), or a suite: a folder with a suite.yaml "
+                                "(sweeps/paper/) or that file")
     p.add_argument("--smoke", action="store_true", help="the spec's smoke size")
     p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
     p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)

@@ -27,13 +27,15 @@ import dataclasses
 import os
 import re
 import time
+import typing
 from pathlib import Path
 
 from sweeps import defaults, lease, tracking
 from sweeps import resources as R
 from sweeps.interrupt import catch_ctrl_c
 from sweeps.job import TrialJob
-from sweeps.spec import SweepSpec, Trial, common_config, expand, varying_axes
+from sweeps.sequential import Look, Undecided, next_round
+from sweeps.spec import SweepSpec, Trial, common_config, expand, reseeded, varying_axes
 from unified import config as C
 
 # Train's controller polls its workers every 2 s by default, which holds a finished trial's teardown for
@@ -58,11 +60,31 @@ class SweepResult:
     failed_for_good: list[str] = dataclasses.field(default_factory=list)  # FAILED earlier for good, not rerun
 
 
+@dataclasses.dataclass(frozen=True)
+class SweepContext:
+    """What every step of one launch shares, fixed once this driver holds the sweep's lease."""
+
+    spec: SweepSpec
+    smoke: bool
+    client: typing.Any  # a PatientClient: an outage is waited out
+    experiment: str  # id
+    experiment_name: str
+    parent: str  # the sweep's parent run id
+    uri: str
+    storage: str
+    address: str | None
+    cache_dir: str
+    progress: typing.Callable[[str], None]
+    retry_failed: bool
+
+
 def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri: str | None = None,
               address: str | None = None, cache_dir: str | None = None, storage: str | None = None,
-              progress=print, experiment_name: str | None = None, retry_failed: bool = False) -> SweepResult:
+              progress=print, experiment_name: str | None = None, retry_failed: bool = False,
+              undecided: Undecided | None = None) -> SweepResult:
     """`tracking_uri` and `experiment_name` (--tracking-uri, --experiment) win over the spec's (sweeps/defaults.py).
-    Trials FAILED for good (a diverging loss) are not run again unless `retry_failed`."""
+    Trials FAILED for good (a diverging loss) are not run again unless `retry_failed`. A spec with seeds until
+    decided runs its later rounds only when given `undecided` (the analysis, composed in by the CLI)."""
     t0 = time.perf_counter()
     uri = defaults.tracking_uri(tracking_uri, spec.tracking.uri)
     name = defaults.experiment_name(experiment_name, spec.tracking.experiment)
@@ -78,28 +100,67 @@ def run_sweep(spec: SweepSpec, spec_text: str, smoke: bool = False, tracking_uri
     held = lease.acquire(client, existing.info.run_id, spec.name) if existing else None
     parent = tracking.start_sweep(client, experiment, spec, spec_text, smoke, storage)
     held = held or lease.acquire(client, parent, spec.name)
+    ctx = SweepContext(spec, smoke, client, experiment, name, parent, uri, storage, address,
+                       str(cache_dir or C.default_cache_dir()), progress, retry_failed)
     try:
-        return _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, storage, address,
-                         cache_dir, progress, retry_failed, t0)
+        if held.took_over:
+            progress(f"took over sweep {spec.name} from a driver that stopped answering "
+                     f"({held.took_over.describe()})")
+        stale = tracking.mark_stale_running_failed(client, experiment, spec.name, smoke)
+        if stale:
+            progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
+        result = _rounds(ctx, cells, undecided)
+        complete = not (result.failed or result.not_run or result.failed_for_good or result.interrupted)
+        tracking.finish(client, parent, "FINISHED" if complete else "FAILED")
+        return dataclasses.replace(result, wall_s=time.perf_counter() - t0)
     finally:
         held.release()
 
 
-def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, storage, address, cache_dir,
-              progress, retry_failed, t0) -> SweepResult:
-    """The sweep, once this driver holds its lease."""
-    if held.took_over:
-        progress(f"took over sweep {spec.name} from a driver that stopped answering ({held.took_over.describe()})")
-    stale = tracking.mark_stale_running_failed(client, experiment, spec.name, smoke)
-    if stale:
-        progress(f"marked {stale} run(s) left RUNNING by an earlier driver as FAILED")
+def _rounds(ctx: SweepContext, cells: list[Trial], undecided: Undecided | None) -> SweepResult:
+    """The first round's trials, then, for seeds until decided, a round per look while cells stay undecided."""
+    spec = ctx.spec
+    plan = None if ctx.smoke and spec.smoke_seeds else spec.sequential
+    result = _run_trials(ctx, cells)
+    while plan and undecided and not result.interrupted:
+        look = Look(ctx.uri, ctx.experiment_name, spec.name, ctx.smoke, plan.first, plan.step, plan.max,
+                    plan.precision, _members(cells) or {spec.name: frozenset(t.cell for t in cells)})
+        open_cells = undecided(look)
+        added = next_round(plan, cells, open_cells, lambda t, seed: reseeded(spec.name, t, seed, spec.seed_scope))
+        if not added:
+            break
+        ctx.progress(f"seeds until decided: {len(open_cells)} cell(s) still feed an undecided comparison; "
+                     f"{len(added)} trial(s) added")
+        cells = cells + added
+        result = _merged(result, _run_trials(ctx, cells))
+    return result
+
+
+def _members(cells: list[Trial]) -> dict[str, frozenset[str]]:
+    """A suite's members and the cells each asked for (empty for a plain sweep)."""
+    members: dict[str, set[str]] = {}
+    for t in cells:
+        for m in t.members:
+            members.setdefault(m, set()).add(t.cell)
+    return {m: frozenset(c) for m, c in members.items()}
+
+
+def _merged(before: SweepResult, now: SweepResult) -> SweepResult:
+    """Two rounds of one launch as one result: `now` counts `before`'s finished trials as already FINISHED."""
+    return dataclasses.replace(now, skipped=now.skipped - before.finished, finished=before.finished + now.finished,
+                               failed=sorted(set(before.failed) | set(now.failed)), rows=before.rows + now.rows)
+
+
+def _run_trials(ctx: SweepContext, cells: list[Trial]) -> SweepResult:
+    """Run what of `cells` MLflow does not hold FINISHED (nor FAILED for good); the parent run stays open."""
+    spec, client, experiment, progress, smoke = ctx.spec, ctx.client, ctx.experiment, ctx.progress, ctx.smoke
     failed_before: list[str] = []  # FAILED for good earlier (a diverging loss): not rerun unless retry_failed
     if spec.search:
         todo = _study_todo(client, experiment, spec, cells, spec.num_samples(smoke))
         planned, to_run = len(cells) * spec.num_samples(smoke), sum(n for _, n in todo)
     else:
         done = tracking.finished_trials(client, experiment, spec.name)
-        for_good = {} if retry_failed else tracking.failed_for_good(client, experiment, spec.name)
+        for_good = {} if ctx.retry_failed else tracking.failed_for_good(client, experiment, spec.name)
         todo = [t for t in cells if (t.cell, t.seed) not in done and (t.cell, t.seed) not in for_good]
         failed_before = sorted(for_good[k] for k in for_good.keys() & {(t.cell, t.seed) for t in cells})
         planned, to_run = len(cells), len(todo)
@@ -107,21 +168,20 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
     progress(f"sweep {spec.name}: {planned} trials, {planned - to_run - len(failed_before)} already FINISHED"
              f"{left_out}, {to_run} to run")
     if not to_run:
-        tracking.finish(client, parent, "FAILED" if failed_before else "FINISHED")
-        return SweepResult(planned, planned - len(failed_before), 0, [], time.perf_counter() - t0, tracking_uri=uri,
-                           experiment=name, failed_for_good=failed_before)
+        return SweepResult(planned, planned - len(failed_before), 0, [], 0.0, tracking_uri=ctx.uri,
+                           experiment=ctx.experiment_name, failed_for_good=failed_before)
 
-    cache_dir = str(cache_dir or C.default_cache_dir())
     t_stage0 = time.perf_counter()
-    _build_stage0([t for t, *_ in todo] if spec.search else todo, cache_dir, progress)
-    client.log_metric(parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's own cost
+    _build_stage0([t for t, *_ in todo] if spec.search else todo, ctx.cache_dir, progress)
+    client.log_metric(ctx.parent, "time/stage0_s", time.perf_counter() - t_stage0)  # apart from the sweep's cost
     # The store's URI is not in the job: Tune writes each trial's config to storage (params.json), and a URI may
     # hold a password. `_Launch` hands it to the trials through the object store instead.
     r = spec.resources
-    base = TrialJob(spec.name, smoke, experiment, parent, cache_dir, storage, r.workers_per_trial, r.cpus_per_worker,
-                    r.gpus_per_worker, r.execution, r.max_failures, tuple(varying_axes(spec, smoke)), _crash_after())
-    with _ray(address), catch_ctrl_c(progress) as stop:
-        launch = _Launch(spec, client, to_run, storage, progress, stop, uri)
+    base = TrialJob(spec.name, smoke, experiment, ctx.parent, ctx.cache_dir, ctx.storage, r.workers_per_trial,
+                    r.cpus_per_worker, r.gpus_per_worker, r.execution, r.max_failures,
+                    tuple(varying_axes(spec, smoke)), _crash_after())
+    with _ray(ctx.address), catch_ctrl_c(progress) as stop:
+        launch = _Launch(spec, client, to_run, ctx.storage, progress, stop, ctx.uri)
         if spec.search:
             common = C.flatten(common_config(spec, smoke))
             for study, n in todo:
@@ -132,14 +192,13 @@ def _run_held(spec, smoke, client, experiment, parent, held, cells, uri, name, s
                     search_keys=tuple(spec.search.space)))
         else:
             launch.grid([dataclasses.replace(base, name=t.name, config=C.flatten(t.config), run_id=tracking.trial_run(
-                client, experiment, parent, t, smoke, axes=base.axes)) for t in todo])
+                client, experiment, ctx.parent, t, smoke, axes=base.axes)) for t in todo])
         finished, failed, not_run = launch.settle(experiment)
-    tracking.finish(client, parent, "FINISHED" if finished == to_run and not failed_before else "FAILED")
     for trial in failed:
         progress(f"FAILED {trial}")
-    return SweepResult(planned, planned - to_run - len(failed_before), finished, failed, time.perf_counter() - t0,
-                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum, uri, name,
-                       failed_before)
+    return SweepResult(planned, planned - to_run - len(failed_before), finished, failed, 0.0,
+                       list(launch.progress.rows.values()), not_run, stop.requested, stop.signum, ctx.uri,
+                       ctx.experiment_name, failed_before)
 
 
 def _study_todo(client, experiment: str, spec: SweepSpec, cells: list[Trial], samples: int) -> list[tuple[Trial, int]]:

@@ -8,7 +8,8 @@ itself: each key is applied to the preset and every cell's config is resolved.
     description: Finding 1, mixed vs task-specific training.
     base: smartwatch-cpu                 # a preset of unified.config.PRESETS
     overrides: {train.eval_points: 4}    # dotted config keys applied to the preset
-    seeds: [0, 1, 2]
+    seeds: [0, 1, 2]                     # or seeds until decided (sweeps/sequential.py, docs/SEQUENTIAL.md):
+                                         # {start: 1000, first: 5, step: 5, max: 30, precision: 0.04}
     seed_scope: trial                    # trial: seeds share one stage-0 build (dataset, VQ-VAE, SigLIP, judge);
                                          # data: each seed also sets data.seed, so intervals hold the build's variance
     grid:                                # product of axes ...
@@ -16,6 +17,9 @@ itself: each key is applied to the preset and every cell's config is resolved.
       zip:                               # ... and zip groups: the axes of one group move together
         - model.variant: [siglip-siglip, vq-vq]
           model.alpha: [1.0, 0.2]        # same length as every other axis of its group
+      points:                            # ... and explicit cells, each with keys of its own (a suite's grid)
+        - {model.variant: vq-vq, data.tasks: mixed}
+    members: {mutual_benefit: [0]}       # written by a suite (sweeps/suite.py): member spec -> its grid.points
     search:                              # optional: Optuna; one study per grid cell, seeds[0] only
       space:
         data.gen_ratio: {uniform: [0.0, 2.0]}   # also loguniform: [lo, hi], int: [lo, hi], choice: [a, b]
@@ -57,6 +61,7 @@ from pathlib import Path
 import yaml
 
 from sweeps.defaults import DEFAULT_EXPERIMENT, absolute_tracking_uri, experiment_name, tracking_uri
+from sweeps.sequential import DEFAULT_PRECISION, Sequential
 from unified import config as C
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -122,8 +127,11 @@ class SweepSpec:
     overrides: dict[str, typing.Any] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=lambda: [0])
     seed_scope: str = "trial"  # "data": a trial's seed also sets data.seed (its own stage-0 build)
+    sequential: Sequential | None = None  # seeds until decided; `seeds` then holds its first round's
     axes: dict[str, list] = field(default_factory=dict)  # independent grid axes
     zips: list[dict[str, list]] = field(default_factory=list)  # groups of axes that move together
+    points: list[dict[str, typing.Any]] = field(default_factory=list)  # explicit cells, each its own keys
+    members: dict[str, list[int]] = field(default_factory=dict)  # a suite's: member spec -> indices into points
     search: Search | None = None
     resources: Resources = field(default_factory=Resources)
     tracking: Tracking | None = None
@@ -142,7 +150,8 @@ class SweepSpec:
         return self.smoke_num_samples if smoke and self.smoke_num_samples else self.search.num_samples
 
     def axis_keys(self) -> list[str]:
-        return list(self.axes) + [k for group in self.zips for k in group]
+        keys = list(self.axes) + [k for group in self.zips for k in group]
+        return keys + list(dict.fromkeys(k for point in self.points for k in point))
 
 
 @dataclass
@@ -152,6 +161,7 @@ class Trial:
     overrides: dict[str, typing.Any]  # the grid point (and sampled search values): what varies in the sweep
     config: C.ExperimentConfig  # resolved, seed included
     name: str  # {sweep}/{cell}/s{seed}
+    members: tuple[str, ...] = ()  # a suite: the member specs that ask for this cell
 
 
 # ---------------------------------------------------------------- loading
@@ -204,7 +214,7 @@ def parse_spec(text: str) -> SweepSpec:
         raise SpecError("extends", "resolved only in a spec file (load_spec / unisweep), relative to that file")
     top = _mapping(raw, "", required=("name", "base"), optional=(
         "description", "overrides", "seeds", "seed_scope", "grid", "search", "resources", "tracking", "storage",
-        "smoke"))
+        "smoke", "members"))
     name = _typed(top["name"], str, "name")
     if not NAME_PATTERN.match(name):
         raise SpecError("name", f"{name!r} may hold only letters, digits, '_', '.' and '-' (it names runs)")
@@ -219,19 +229,22 @@ def parse_spec(text: str) -> SweepSpec:
     smoke_grid = smoke.pop("grid", {})
     smoke_samples = smoke.pop("num_samples", None)
     spec.smoke = _dotted(smoke, "smoke")
-    spec.seeds = _seeds(top.get("seeds", [0]), "seeds")
+    spec.seeds, spec.sequential = _seed_plan(top.get("seeds", [0]))
     spec.seed_scope = _typed(top.get("seed_scope", "trial"), str, "seed_scope")
     if spec.seed_scope not in SEED_SCOPES:
         raise SpecError("seed_scope", f"{spec.seed_scope!r} is not one of {', '.join(SEED_SCOPES)}")
     if spec.seed_scope == "data" and ("data.seed" in spec.overrides or "data.seed" in spec.axis_keys()):
         raise SpecError("seed_scope", "data.seed follows the seed under seed_scope: data; do not also set it")
-    spec.axes, spec.zips = _grid(top.get("grid", {}))
+    spec.axes, spec.zips, spec.points = _grid(top.get("grid", {}))
+    spec.members = _members(top.get("members", {}), len(spec.points))
     spec.smoke_grid = _smoke_grid(smoke_grid, spec)
     if "search" in top:
         spec.search = _search(top["search"])
         _known_metrics(spec.search.metric)
         if spec.seed_scope == "data":
             raise SpecError("seed_scope", "a search runs one seed per sample; seed_scope: data is for grids")
+        if spec.sequential:
+            raise SpecError("seeds", "a search runs one seed per sample; seeds until decided are for grids")
     if smoke_samples is not None:
         if spec.search is None:
             raise SpecError("smoke.num_samples", "only a spec with a `search` has samples")
@@ -280,9 +293,28 @@ def _seeds(raw, path: str) -> list[int]:
     return list(seeds)
 
 
-def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]]]:
+def _seed_plan(raw) -> tuple[list[int], Sequential | None]:
+    """`seeds`: a list, or a mapping asking for seeds until decided (its first round's seeds, the schedule)."""
+    if not isinstance(raw, dict):
+        return _seeds(raw, "seeds"), None
+    m = _mapping(raw, "seeds", required=("start", "first", "step", "max"), optional=("precision",))
+    start, first, step, most = (_typed(m[k], int, f"seeds.{k}") for k in ("start", "first", "step", "max"))
+    precision = float(_typed(m.get("precision", DEFAULT_PRECISION), (int, float), "seeds.precision"))
+    if first < 2:
+        raise SpecError("seeds.first", f"must be >= 2 (an interval needs two seeds), got {first}")
+    if step < 1:
+        raise SpecError("seeds.step", f"must be >= 1, got {step}")
+    if most < first:
+        raise SpecError("seeds.max", f"must be >= seeds.first ({first}), got {most}")
+    if precision <= 0:
+        raise SpecError("seeds.precision", f"must be > 0, got {precision}")
+    plan = Sequential(start, first, step, most, precision)
+    return plan.seeds(first), plan
+
+
+def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]], list[dict]]:
     grid = _typed(raw, dict, "grid")
-    axes = {k: _axis(v, f"grid.{k}") for k, v in grid.items() if k != "zip"}
+    axes = {k: _axis(v, f"grid.{k}") for k, v in grid.items() if k not in ("zip", "points")}
     zips: list[dict[str, list]] = []
     for i, group in enumerate(_typed(grid.get("zip", []), list, "grid.zip")):
         path = f"grid.zip[{i}]"
@@ -296,12 +328,33 @@ def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]]]:
             if k in axes or any(k in g for g in zips):
                 raise SpecError(f"{path}.{k}", "this key is already a grid axis")
         zips.append(group)
-    return axes, zips
+    points = [_dotted(p, f"grid.points[{i}]") for i, p in enumerate(_typed(grid.get("points", []), list, "grid.points"))]
+    for i, point in enumerate(points):
+        for k in point:
+            if k in axes or any(k in g for g in zips):
+                raise SpecError(f"grid.points[{i}].{k}", "this key is already a grid axis")
+    return axes, zips, points
+
+
+def _members(raw, n_points: int) -> dict[str, list[int]]:
+    """`members`: which of `grid.points` each member spec of a suite asked for (its report analyses them apart)."""
+    members = {}
+    for name, indices in _typed(raw, dict, "members").items():
+        path = f"members.{name}"
+        indices = [_typed(i, int, f"{path}[{j}]") for j, i in enumerate(_typed(indices, list, path))]
+        bad = [i for i in indices if not 0 <= i < n_points]
+        if bad:
+            raise SpecError(path, f"{bad} are not indices of grid.points (0..{n_points - 1})")
+        members[str(name)] = indices
+    return members
 
 
 def _smoke_grid(raw, spec: SweepSpec) -> dict[str, list]:
     kept = {}
     all_axes = {**spec.axes, **{k: v for group in spec.zips for k, v in group.items()}}
+    for point in spec.points:
+        for k, v in point.items():
+            all_axes.setdefault(k, []).append(v)
     for key, values in _typed(raw, dict, "smoke.grid").items():
         path = f"smoke.grid.{key}"
         if key not in all_axes:
@@ -506,6 +559,9 @@ def _axis_paths(spec: SweepSpec):
     for i, group in enumerate(spec.zips):
         for key, values in group.items():
             yield (f"grid.zip[{i}].{key}", key), values
+    for i, point in enumerate(spec.points):
+        for key, value in point.items():
+            yield (f"grid.points[{i}].{key}", key), [value]
 
 
 def _point_path(spec: SweepSpec, key: str, value) -> str:
@@ -535,6 +591,7 @@ def grid_points(spec: SweepSpec, smoke: bool = False) -> list[dict[str, typing.A
     dims = [[{k: v} for v in values] for k, values in spec.axes.items()]
     dims += [[dict(zip(group, values, strict=True)) for values in zip(*group.values(), strict=True)]
              for group in spec.zips]
+    dims += [[dict(p) for p in spec.points]] if spec.points else []
     points = [{k: v for part in combo for k, v in part.items()} for combo in itertools.product(*dims)]
     keep = spec.smoke_grid if smoke else {}
     return [p for p in points if all(p[k] in values for k, values in keep.items())]
@@ -581,6 +638,12 @@ def _seeded(sweep: str, cfg: C.ExperimentConfig, cell: str, overrides: dict, see
     return Trial(cell, seed, dict(overrides), seeded, f"{sweep}/{cell}/s{seed}")
 
 
+def reseeded(sweep: str, trial: Trial, seed: int, seed_scope: str = "trial") -> Trial:
+    """The same cell at another seed (a sequential sweep's next round)."""
+    return dataclasses.replace(_seeded(sweep, trial.config, trial.cell, trial.overrides, seed, seed_scope),
+                               members=trial.members)
+
+
 def sampled_trial(sweep: str, common: C.ExperimentConfig, overrides: dict, seed: int) -> Trial:
     """The trial of one search sample: `overrides` = grid point + sampled values (validated at their bounds)."""
     cfg = C.resolve(C.override(common, overrides))
@@ -596,17 +659,28 @@ def expand(spec: SweepSpec, smoke: bool = False) -> list[Trial]:
     common = common_config(spec, smoke)
     seeds = spec.seeds_for(smoke)[:1] if spec.search else spec.seeds_for(smoke)
     trials: dict[tuple[str, int], Trial] = {}
+    members: dict[str, set[str]] = {}  # a suite: cell -> the members whose points resolve to it
     for point in grid_points(spec, smoke):
         for trial in _trials(spec, point, seeds, common, smoke):
             trials.setdefault((trial.cell, trial.seed), trial)
-    return list(trials.values())
+            members.setdefault(trial.cell, set()).update(_members_of(spec, point))
+    return [dataclasses.replace(t, members=tuple(sorted(members[t.cell]))) if members[t.cell] else t
+            for t in trials.values()]
+
+
+def _members_of(spec: SweepSpec, point: dict) -> list[str]:
+    return [name for name, indices in spec.members.items()
+            if any(spec.points[i].items() <= point.items() for i in indices)]
+
+
+_UNSET = object()  # a key an explicit grid point does not set
 
 
 def varying_axes(spec: SweepSpec, smoke: bool = False) -> list[str]:
     """The keys whose value differs between the sweep's trials: grid axes with more than one value (at this smoke
     flag), every searched key, and `seed` when trials run more than one seed. Each trial run is tagged with them."""
     points = grid_points(spec, smoke)
-    keys = [k for k in spec.axis_keys() if len({repr(p[k]) for p in points}) > 1]
+    keys = [k for k in spec.axis_keys() if len({repr(p.get(k, _UNSET)) for p in points}) > 1]
     keys += list(spec.search.space) if spec.search else []
     seeds = spec.seeds_for(smoke)[:1] if spec.search else spec.seeds_for(smoke)
     return keys + (["seed"] if len(seeds) > 1 else [])
@@ -659,4 +733,4 @@ def _nearest(key: str, candidates) -> str:
 
 __all__ = ["SpecError", "SweepSpec", "Trial", "Search", "Distribution", "Asha", "Resources", "Tracking",
            "load_spec", "spec_text", "parse_spec", "grid_points", "build_trial", "sampled_trial", "common_config",
-           "expand", "varying_axes"]
+           "expand", "varying_axes", "reseeded"]

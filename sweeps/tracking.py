@@ -41,6 +41,7 @@ HOLD_TRAIN_S = 10.0  # train/* metrics wait up to this long for one batch: a SQL
 REUSABLE = ("FINISHED", "RUNNING", "FAILED", "SCHEDULED")
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
 ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
+MEMBERS = "unisweep.members"  # a suite's trial: the member specs that ask for its cell, comma-separated
 STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
 AXIS = "unisweep.axis."  # + a key that varies across the sweep (sweeps.spec.varying_axes) = the trial's value
 STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
@@ -49,6 +50,9 @@ FOR_GOOD = "unisweep.failed_for_good"  # "true": FAILED for a reason a rerun can
 # on a trial run: the CPU its rank 0 trained on and torch's kernels for it (sweeps/trial.py): the same seed gives
 # other floats on another CPU, and a trajectory near a threshold can end elsewhere (docs/LOG.md, session 15)
 CPU = "unisweep.cpu"
+# on the parent run and every trial run: "<base preset> v<N>" (unified.config.PRESET_VERSIONS), which calibration
+# of the preset the sweep built on; the trial copies it from its parent, the only place that knows the spec's base
+PRESET_VERSION = "unisweep.preset_version"
 STORAGE = "unisweep.storage"  # on a parent run: where its launch kept Ray results and Optuna studies
 EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000
@@ -114,7 +118,8 @@ def start_sweep(client: MlflowClient, experiment_id: str, spec, spec_text: str, 
     """Find or create the sweep's parent run (one per sweep name and smoke flag), mark it RUNNING, return its id.
     `storage`: the launch's storage, absolute (the report finds the searches' Optuna studies there)."""
     found = _search(client, experiment_id, _tag_filter({ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke)}))
-    tags = {ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke), **provenance_tags()}
+    tags = {ROLE: "sweep", SWEEP: spec.name, SMOKE: _flag(smoke), **provenance_tags(),
+            PRESET_VERSION: f"{spec.base} v{C.PRESET_VERSIONS[spec.base]}"}
     if storage:
         tags[STORAGE] = storage
     if spec.description:
@@ -181,7 +186,8 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     point = {**trial.overrides, "seed": trial.seed}
     tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
             SMOKE: _flag(smoke), **provenance_tags(), **{f"{AXIS}{k}": str(point[k]) for k in axes if k in point},
-            **(extra_tags or {})}
+            **{k: v for k, v in client.get_run(parent_id).data.tags.items() if k == PRESET_VERSION},
+            **({MEMBERS: ",".join(trial.members)} if getattr(trial, "members", ()) else {}), **(extra_tags or {})}
     if found:
         run = found[0]
         reopen(client, run)
