@@ -22,6 +22,9 @@ a difference of gains, or a per-seed slope or curvature); its interval is a perc
 widened to Student's t interval where that is wider (few seeds: see analysis/stats.py). The comparisons of one
 finding form its Holm family (α = 0.05): each interval is drawn at its Holm step-down level (1 − α/m for the
 strongest of m, ...), so "the interval excludes 0" is Holm's rejection.
+Seeds until decided (a spec's `seeds: {first, step, max, precision}`): given the schedule, every interval is
+instead a repeated confidence interval over its looks and each comparison says why its seeds stop or go on
+(analysis/sequential.py, docs/SEQUENTIAL.md).
 Before any of that, every comparison asks whether its arms learned anything (analysis/floors.py): each arm's
 score minus its own run's measured chance level (constant answer; prompt-blind generation), paired by seed.
 - comparison: **untestable** = both arms of one of its gains sit within noise of chance (the reason says which);
@@ -68,7 +71,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import floors, stats
+from analysis import floors, sequential, stats
 from unified.config import BACKBONE_SIZES
 
 UND, GEN = "eval/und/total", "eval/gen/attr_acc"
@@ -121,21 +124,27 @@ class Comparison:
     values: np.ndarray  # one number per seed; the effect is their mean
     direction: int  # +1: the paper expects a positive effect, −1: negative
     arms: list[list[floors.Arm]] = field(default_factory=list)  # the arms behind it vs chance (analysis/floors.py)
+    cells: tuple[str, ...] = ()  # the sweep cells of its runs: those seeds until decided adds seeds to
 
 
-def all_findings(trials: pd.DataFrame, histories: pd.DataFrame) -> dict[str, Verdict]:
+def all_findings(trials: pd.DataFrame, histories: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                 precision: float = sequential.DEFAULT_PRECISION) -> dict[str, Verdict]:
     """{"1-und": ..., "1-gen": ..., "2": ..., ..., "8": ...}: finding 1's sides are separate verdicts, so no
-    headline calls a side reproduced that was never tested."""
-    return {"1-und": mutual_benefit(trials, "und"), "1-gen": mutual_benefit(trials, "gen"),
-            "2": data_scaling(trials, histories), "3": alignment(trials), "4": affine_distortion(trials),
-            "5": mix_ratio(trials), "6": concept_transfer(trials), "7": llm_not_adapters(trials),
-            "8": model_scale(trials)}
+    headline calls a side reproduced that was never tested. `schedule`: the sweep looked at its seeds in rounds
+    (seeds until decided): intervals are repeated confidence intervals over its looks (docs/SEQUENTIAL.md)."""
+    rule = {"schedule": schedule, "precision": precision}
+    return {"1-und": mutual_benefit(trials, "und", **rule), "1-gen": mutual_benefit(trials, "gen", **rule),
+            "2": data_scaling(trials, histories, **rule), "3": alignment(trials, **rule),
+            "4": affine_distortion(trials, **rule), "5": mix_ratio(trials, **rule),
+            "6": concept_transfer(trials, **rule), "7": llm_not_adapters(trials, **rule),
+            "8": model_scale(trials, **rule)}
 
 
 # ---------------------------------------------------------------- the findings
 
 
-def mutual_benefit(trials: pd.DataFrame, side: str) -> Verdict:
+def mutual_benefit(trials: pd.DataFrame, side: str, schedule: sequential.Schedule | None = None,
+                   precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     """Finding 1 on one side: "und" (mixed − understanding-only) or "gen" (mixed − generation-only)."""
     rows = baseline(trials)
     metric, control = SIDES[side]
@@ -143,15 +152,17 @@ def mutual_benefit(trials: pd.DataFrame, side: str) -> Verdict:
     comps = []
     for ctx, g in _groups(paired_gains(rows, metric, control), keys):
         comps.append(Comparison(_label(side, ctx), metric, g["gain"].to_numpy(), +1,
-                                _gain_arms(_within(rows, keys, g), metric, control)))
+                                _gain_arms(_within(rows, keys, g), metric, control),
+                                _cells(_within(rows, keys, g), "mixed", control)))
     verdict = decide(1, comps, f"data.tasks=mixed with data.tasks={control} (same config, seeds)",
-                     note=shared_note(rows) if side == "und" else "")
+                     note=shared_note(rows) if side == "und" else "", schedule=schedule, precision=precision)
     verdict.side = control
     verdict.claim = CLAIMS_1[side]
     return verdict
 
 
-def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
+def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                 precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     rows = baseline(trials)
     needs = "the arms of finding 1 with >= 2 eval points each (train.eval_points >= 2)"
     if histories.empty or rows.empty:
@@ -165,11 +176,13 @@ def data_scaling(trials: pd.DataFrame, histories: pd.DataFrame) -> Verdict:
             if table.shape[1] >= 2:
                 slopes = stats.slope_by_seed(table.columns.to_numpy() / 100, table.to_numpy())
                 comps.append(Comparison(_label(side, ctx), f"d gain / d fraction ({metric})", slopes, +1,
-                                        _gain_arms(_within(rows, keys, g), metric, control)))
-    return decide(2, comps, needs)
+                                        _gain_arms(_within(rows, keys, g), metric, control),
+                                        _cells(_within(rows, keys, g), "mixed", control)))
+    return decide(2, comps, needs, schedule=schedule, precision=precision)
 
 
-def alignment(trials: pd.DataFrame) -> Verdict:
+def alignment(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+              precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     rows = baseline(trials)
     if "model.variant" not in rows:
         return not_run(3, "model.variant")
@@ -186,17 +199,21 @@ def alignment(trials: pd.DataFrame) -> Verdict:
             if {True, False} <= set(by_seed.columns):
                 did = stats.diff_in_diff(by_seed[True].to_numpy(), by_seed[False].to_numpy())
                 arms = _gain_arms(_within(rows, outer, g), metric, control, by=["model.variant"])
-                comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1, arms))
+                comps.append(Comparison(_label(side, "aligned - misaligned gain", ctx), metric, did, +1, arms,
+                                        _cells(_within(rows, outer, g), "mixed", control)))
     return decide(3, comps, "the arms of finding 1 for an aligned (siglip-siglip, vq-vq) and a misaligned variant",
-                  note=shared_note(rows))
+                  note=shared_note(rows), schedule=schedule, precision=precision)
 
 
-def affine_distortion(trials: pd.DataFrame) -> Verdict:
+def affine_distortion(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                      precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     return _trend(4, baseline(trials, vary="model.affine_strength"), "model.affine_strength", direction=-1,
-                  needs="the arms of finding 1 at >= 2 values of model.affine_strength")
+                  needs="the arms of finding 1 at >= 2 values of model.affine_strength", schedule=schedule,
+                  precision=precision)
 
 
-def mix_ratio(trials: pd.DataFrame) -> Verdict:
+def mix_ratio(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+              precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     needs = "data.tasks=mixed at >= 3 mix ratios (data.gen_ratio or data.und_samples/data.gen_samples)"
     rows = baseline(trials)
     if not {"data.tasks", "data.gen_samples", "data.und_samples"} <= set(rows.columns):
@@ -218,12 +235,13 @@ def mix_ratio(trials: pd.DataFrame) -> Verdict:
             fit = stats.quadratic_fit(x, table.to_numpy(), x)
             # one group: a ratio at chance is part of the curve (too much imbalance); all of them is no curve
             comps.append(Comparison(_label(side, ctx), f"curvature of {metric} in log2(gen/und)",
-                                    fit["curvature_by_seed"], -1, floors.arms(g, metric, ["ratio"], group_by=[])))
+                                    fit["curvature_by_seed"], -1, floors.arms(g, metric, ["ratio"], group_by=[]),
+                                    _cells(g)))
             ranges.append((x.min(), x.max()))
             optima.append(fit["optimum"])
     if not comps:
         return not_run(5, needs)
-    table = family_table(comps)
+    table = family_table(comps, schedule, precision)
     # The claim is an interior optimum: a curvature < 0 with the peak at an edge is a monotone trend, not a U.
     inside = [lo < opt < hi for (lo, hi), opt in zip(ranges, optima, strict=True)]
     table["optimum_gen_per_und"] = [2.0 ** o if np.isfinite(o) else np.nan for o in optima]
@@ -233,7 +251,8 @@ def mix_ratio(trials: pd.DataFrame) -> Verdict:
     return summarise(5, table, note)
 
 
-def concept_transfer(trials: pd.DataFrame) -> Verdict:
+def concept_transfer(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                     precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     needs = (f"a concept a with data.freq.vqa.a and data.freq.caption.a <= {RARE} and data.freq.gen.a > 0, "
              "under data.tasks=mixed and understanding")
     rows = baseline(trials)
@@ -247,11 +266,13 @@ def concept_transfer(trials: pd.DataFrame) -> Verdict:
         keys = context_keys(rare)
         for ctx, g in _groups(paired_gains(rare, metric, "understanding"), keys):
             comps.append(Comparison(_label(attr, ctx), metric, g["gain"].to_numpy(), +1,
-                                    _gain_arms(_within(rare, keys, g), metric, "understanding")))
-    return decide(6, comps, needs)
+                                    _gain_arms(_within(rare, keys, g), metric, "understanding"),
+                                    _cells(_within(rare, keys, g), "mixed", "understanding")))
+    return decide(6, comps, needs, schedule=schedule, precision=precision)
 
 
-def llm_not_adapters(trials: pd.DataFrame) -> Verdict:
+def llm_not_adapters(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                     precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     metric, control = SIDES["und"]
     comps = []
     frozen = baseline(trials, vary="model.freeze_llm")
@@ -264,7 +285,8 @@ def llm_not_adapters(trials: pd.DataFrame) -> Verdict:
             if {True, False} <= set(by_seed.columns):
                 did = stats.diff_in_diff(by_seed[False].to_numpy(), by_seed[True].to_numpy())
                 arms = _gain_arms(_within(frozen, outer, g), metric, control, by=["model.freeze_llm"])
-                comps.append(Comparison(_label("trained - frozen LLM gain", ctx), metric, did, +1, arms))
+                comps.append(Comparison(_label("trained - frozen LLM gain", ctx), metric, did, +1, arms,
+                                        _cells(_within(frozen, outer, g), "mixed", control)))
     adapters = baseline(trials, vary="model.shared_adapter")
     if "model.shared_adapter" in adapters:
         both = adapters.groupby("model.variant")["model.shared_adapter"].transform("nunique").eq(2)
@@ -272,14 +294,18 @@ def llm_not_adapters(trials: pd.DataFrame) -> Verdict:
         keys = context_keys(separate)
         for ctx, g in _groups(paired_gains(separate, metric, control), keys):
             comps.append(Comparison(_label("gain with separate adapters", ctx), metric, g["gain"].to_numpy(), +1,
-                                    _gain_arms(_within(separate, keys, g), metric, control)))
+                                    _gain_arms(_within(separate, keys, g), metric, control),
+                                    _cells(_within(separate, keys, g), "mixed", control)))
     return decide(7, comps, "model.freeze_llm true and false, and/or model.shared_adapter true and false for one "
-                            "variant, each under data.tasks=mixed and understanding")
+                            "variant, each under data.tasks=mixed and understanding",
+                  schedule=schedule, precision=precision)
 
 
-def model_scale(trials: pd.DataFrame) -> Verdict:
+def model_scale(trials: pd.DataFrame, schedule: sequential.Schedule | None = None,
+                precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     return _trend(8, baseline(trials), "backbone.size", direction=0,
-                  needs="the arms of finding 1 at >= 2 values of backbone.size")
+                  needs="the arms of finding 1 at >= 2 values of backbone.size", schedule=schedule,
+                  precision=precision)
 
 
 # ---------------------------------------------------------------- gains, grouped by configuration
@@ -412,7 +438,9 @@ def concept_metric(rows: pd.DataFrame, attr: str) -> str:
     return f"eval/und/{mapping.get(attr, attr)}"
 
 
-def _trend(finding: int, rows: pd.DataFrame, axis: str, direction: int, needs: str) -> Verdict:
+def _trend(finding: int, rows: pd.DataFrame, axis: str, direction: int, needs: str,
+           schedule: sequential.Schedule | None = None,
+           precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
     """Findings 4 and 8: the paired gain along one axis. direction −1: a per-seed slope, expected negative;
     direction 0 (finding 8): the gain at each axis value, expected positive, with the slope reported."""
     if axis not in rows or rows[axis].nunique() < 2:
@@ -431,16 +459,17 @@ def _trend(finding: int, rows: pd.DataFrame, axis: str, direction: int, needs: s
             within = _within(rows, outer, g)
             if direction:
                 comps.append(Comparison(_label(side, ctx), f"d gain / d {axis} ({metric})", by_seed, direction,
-                                        _gain_arms(within, metric, control, by=[axis])))
+                                        _gain_arms(within, metric, control, by=[axis]),
+                                        _cells(within, "mixed", control)))
                 continue
             est = stats.estimate(by_seed)
             lo, hi = est.interval(1 - stats.ALPHA)
             slopes.append(f"{_label(side, ctx)}: {est.effect:+.3g} per size step [{lo:+.3g}, {hi:+.3g}]")
             for value in table.columns:
-                arms = _gain_arms(within[within[axis].eq(value)], metric, control)
+                at = within[within[axis].eq(value)]
                 comps.append(Comparison(_label(side, ctx, f"{axis}={value}"), metric, table[value].to_numpy(), +1,
-                                        arms))
-    verdict = decide(finding, comps, needs)
+                                        _gain_arms(at, metric, control), _cells(at, "mixed", control)))
+    verdict = decide(finding, comps, needs, schedule=schedule, precision=precision)
     if slopes:
         verdict.detail += "; slope of the gain over sizes: " + "; ".join(slopes)
     return verdict
@@ -477,6 +506,16 @@ def _gain_arms(rows: pd.DataFrame, metric: str, control: str, treat: str = "mixe
     return floors.arms(rows, metric, [*by, "data.tasks"])
 
 
+def _cells(rows: pd.DataFrame, *tasks: str) -> tuple[str, ...]:
+    """The sweep cells (`cell` tag) of `rows` under the given `data.tasks` (all when none): the cells a comparison
+    still undecided asks more seeds of (analysis/undecided.py). A lent control keeps its donor's cell."""
+    if "cell" not in rows:
+        return ()
+    if tasks and "data.tasks" in rows:
+        rows = rows[rows["data.tasks"].isin(tasks)]
+    return tuple(sorted({str(c) for c in rows["cell"].dropna()}))
+
+
 def _groups(frame: pd.DataFrame, keys: list[str]):
     """(label, sub-frame) per distinct value of `keys` among the rows; label 'key=value, ...' ('all' when none)."""
     if frame.empty:
@@ -509,26 +548,42 @@ def _label(*parts: str) -> str:
 # ---------------------------------------------------------------- decisions
 
 COLUMNS = ["comparison", "metric", "effect", "ci_low", "ci_high", "level", "p", "p_sign_flip", "n", "direction",
-           "verdict", "arms_vs_chance", "why_untestable"]
+           "verdict", "arms_vs_chance", "why_untestable", "stop", "seeds_needed", "cells"]
 
 
-def family_table(comps: list[Comparison]) -> pd.DataFrame:
+def family_table(comps: list[Comparison], schedule: sequential.Schedule | None = None,
+                 precision: float = sequential.DEFAULT_PRECISION) -> pd.DataFrame:
     """One row per comparison: effect, Holm-level interval, p-values, n, verdict, and its arms against chance.
 
     An untestable comparison (analysis/floors.py) keeps its effect and interval for the record but takes no
-    part in the Holm family: it tests nothing, so it must not make the others' bar higher."""
+    part in the Holm family: it tests nothing, so it must not make the others' bar higher.
+
+    With a `schedule` (seeds until decided) the interval is the repeated confidence interval over its looks
+    and p the matching sequential p (analysis/sequential.py), and the row says why its seeds may stop (`stop`)
+    and how many seeds its spread asks for (`seeds_needed`). Holm stays valid: it needs only a valid p per
+    comparison, whatever their dependence, and a repeated interval's test keeps its level at any look the
+    sweep stops at, however the data chose it; its p is read from the same boundary, so "the interval at the
+    Holm level excludes 0" is still Holm's rejection."""
     comps = [c for c in comps if np.isfinite(np.asarray(c.values, dtype=float)).any()]
     estimates = [stats.estimate(c.values) for c in comps]
     why = [floors.untestable_reason(c.arms, c.metric) for c in comps]
-    levels = stats.holm_levels([np.nan if w else e.p for e, w in zip(estimates, why, strict=True)])
+    ps = [e.p for e in estimates] if schedule is None else [sequential.decision_p(c.values, schedule) for c in comps]
+    levels = stats.holm_levels([np.nan if w else p for p, w in zip(ps, why, strict=True)])
     rows = []
-    for c, e, level, w in zip(comps, estimates, levels, why, strict=True):
+    for c, e, p, level, w in zip(comps, estimates, ps, levels, why, strict=True):
         lo, hi = e.interval(level)
-        rows.append({"comparison": c.label, "metric": c.metric, "effect": e.effect, "ci_low": lo, "ci_high": hi,
-                     "level": level if e.n > 1 else np.nan, "p": e.p, "p_sign_flip": e.p_sign_flip,
-                     "n": e.n, "direction": c.direction,
-                     "verdict": "untestable" if w else _one(e, level, c.direction),
-                     "arms_vs_chance": floors.describe(c.arms), "why_untestable": w})
+        row = {"comparison": c.label, "metric": c.metric, "effect": e.effect, "ci_low": lo, "ci_high": hi,
+               "level": level if e.n > 1 else np.nan, "p": p, "p_sign_flip": e.p_sign_flip,
+               "n": e.n, "direction": c.direction, "verdict": _one(e, level, c.direction),
+               "arms_vs_chance": floors.describe(c.arms), "why_untestable": w, "stop": "", "seeds_needed": np.nan,
+               "cells": ",".join(c.cells)}
+        if schedule is not None:
+            look = sequential.decision(c.values, c.direction, schedule, level, precision)
+            row |= {"effect": look.effect, "ci_low": look.ci_low, "ci_high": look.ci_high, "verdict": look.verdict,
+                    "stop": look.stop, "seeds_needed": look.seeds_needed}
+        if w:  # untestable: more seeds cannot make its arms learn, so it never holds the sweep open
+            row |= {"verdict": "untestable", "stop": "untestable" if schedule is not None else ""}
+        rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -546,8 +601,9 @@ def _one(e: stats.Estimate, level: float, direction: int) -> str:
     return "inconclusive"
 
 
-def decide(finding: int, comps: list[Comparison], needs: str, note: str = "") -> Verdict:
-    table = family_table(comps)
+def decide(finding: int, comps: list[Comparison], needs: str, note: str = "",
+           schedule: sequential.Schedule | None = None, precision: float = sequential.DEFAULT_PRECISION) -> Verdict:
+    table = family_table(comps, schedule, precision)
     return not_run(finding, needs) if table.empty else summarise(finding, table, note)
 
 
@@ -575,10 +631,16 @@ def summarise(finding: int, table: pd.DataFrame, note: str = "") -> Verdict:
     if table["n"].max() < 2:
         parts.append("one seed: interval unavailable")
     flat = table[table["ci_low"].isna() & table["n"].ge(2)]
-    if len(flat):
+    sequential_rule = "stop" in table and table["stop"].fillna("").ne("").any()
+    if len(flat) and sequential_rule:
+        parts.append(f"zero spread over seeds ({', '.join(flat['comparison'])}): no interval, inconclusive")
+    elif len(flat):
         n = int(flat["n"].max())
         parts.append(f"zero spread over seeds ({', '.join(flat['comparison'])}): no interval; decided by the exact "
                      f"sign-flip test, whose smallest p with {n} seeds is 2/2^{n} = {2 / 2 ** n:.3g}")
+    if sequential_rule:
+        stops = table["stop"].value_counts()
+        parts.append("seeds until decided, repeated intervals: " + ", ".join(f"{n} {s}" for s, n in stops.items()))
     parts.append(f"headline: {head['comparison']} ({head['metric']})")
     untestable = table[table["verdict"].eq("untestable")]
     if len(untestable):

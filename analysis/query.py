@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
 TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
                tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early", tracking.STUDY: "study",
-               tracking.CPU: "cpu"}
+               tracking.CPU: "cpu", tracking.MEMBERS: "members"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit
 THREADS = 16  # history reads wait on I/O (HTTP) or on SQLite; more threads than cores pays off
 IDENTITY = {"run_id", "name", "status", "start_time", "end_time"}
-CACHE_VERSION = 3  # bump when the frames' layout changes
+CACHE_VERSION = 4  # bump when the frames' layout changes
 
 
 @dataclass
@@ -145,7 +145,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
                             dtype="Int64")
     data["smoke"] = np.array([v == "true" for v in data["smoke"]])
     data["stopped_early"] = np.array([v == "true" for v in data["stopped_early"]])  # ASHA stopped it early
-    for key in ("run_id", "name", "status", "sweep", "cell", "variant", "study"):
+    for key in ("run_id", "name", "status", "sweep", "cell", "variant", "study", "members"):
         data[key] = pd.array(data[key], dtype="str")
     data["start_time"] = pd.array(data["start_time"], dtype="Int64")
     data["end_time"] = pd.array(data["end_time"], dtype="Int64")

@@ -24,10 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from analysis import document as D
 from analysis import findings as F
 from analysis import floors, html, query, search_report
+from analysis.sequential import DEFAULT_PRECISION, Schedule
 from sweeps import tracking
 from sweeps.defaults import redact
 from sweeps.errors import NotFound
@@ -56,7 +58,7 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
     derived = cache / f"report-{data.key}-{_code_hash()}"
     analysed = load_analysis(derived, data.trials)
     if analysed is None or not all(p.is_file() for p in analysed[2].values()):
-        analysed = analyse(uri, sweeps, data, out, cache)
+        analysed = analyse(uri, sweeps, data, out, cache, schedules(query.spec_texts(uri, data.parents)))
         save_analysis(derived, *analysed)
     trials, verdicts, figures, notes = analysed
     # Searches are drawn afresh each time: their studies live outside MLflow, so its cache key cannot vouch for them.
@@ -85,19 +87,59 @@ def verdict_metrics(verdicts: dict[str, F.Verdict]) -> dict[str, float]:
             if getattr(v, name) is not None and math.isfinite(getattr(v, name))}
 
 
-def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache: Path):
-    """(trials used, verdicts, {figure name: path}, notes): what the report shows."""
+def analyse(uri: str, sweeps: list[str], data: query.SweepData, out: Path, cache: Path,
+            schedule: tuple[Schedule, float] | None = None):
+    """(trials used, verdicts, {figure name: path}, notes): what the report shows. A suite's members are analysed
+    apart, each on the cells it asked for (key "<member>/<finding>"); `schedule`: seeds until decided's rule."""
     trials, notes = select_trials(data.trials)
     if trials.empty:
         raise NotFound(f"sweep(s) {', '.join(sweeps)} have no FINISHED trial runs yet in {uri}")
-    verdicts = F.all_findings(trials, data.histories)
-    figures = draw_figures(verdicts, trials, data.histories, out / "figures")
+    if schedule:
+        notes.append(f"Seeds until decided (docs/SEQUENTIAL.md): looks at {', '.join(map(str, schedule[0].looks))} "
+                     f"seeds; a comparison stops when decided or when its interval is within ±{schedule[1]:g}.")
+    verdicts, figures = {}, {}
+    for member, rows in member_rows(trials):
+        found = F.all_findings(rows, data.histories, **_rule(schedule))
+        drawn = draw_figures(found, rows, data.histories, out / "figures" / member)
+        if member:
+            found = {f"{member}/{k}": v for k, v in found.items() if v.verdict != "not run"}
+            drawn = {f"{member}/{k}": p for k, p in drawn.items()}
+        verdicts |= found
+        figures |= drawn
     image_path = _plots().image_grid(shown_images(uri, trials, cache / "images"), out / "figures" / IMAGES)
     if image_path is None:
         notes.append("No trial logged a `generated.png` artifact: the figure of generated images is left out.")
     else:
         figures["images"] = image_path
     return trials, verdicts, figures, notes
+
+
+def member_rows(trials: pd.DataFrame):
+    """("", every trial) for a sweep; (member, its trials) for each member of a suite, in the suite's order."""
+    if "members" not in trials or trials["members"].isna().all():
+        yield "", trials
+        return
+    listed = trials["members"].fillna("").str.split(",")
+    for member in dict.fromkeys(m for names in listed for m in names if m):
+        yield member, trials[listed.map(lambda names, m=member: m in names)]
+
+
+def schedules(spec_texts: dict[str, str]) -> tuple[Schedule, float] | None:
+    """The seeds-until-decided schedule of the sweeps' specs (`seeds: {first, step, max, precision}`), if any.
+    Several sweeps with different schedules cannot share one rule: each must be reported on its own."""
+    found = set()
+    for text in spec_texts.values():
+        seeds = (yaml.safe_load(text) or {}).get("seeds")
+        if isinstance(seeds, dict):
+            found.add((Schedule(seeds["first"], seeds["step"], seeds["max"]),
+                       float(seeds.get("precision", DEFAULT_PRECISION))))
+    if len(found) > 1:
+        raise ValueError("these sweeps ran different seeds-until-decided schedules: report each on its own")
+    return found.pop() if found else None
+
+
+def _rule(schedule: tuple[Schedule, float] | None) -> dict:
+    return {"schedule": schedule[0], "precision": schedule[1]} if schedule else {}
 
 
 def save_analysis(folder: Path, trials: pd.DataFrame, verdicts: dict[str, F.Verdict], figures: dict, notes: list):

@@ -100,7 +100,7 @@ def cmd_plan(args) -> int:
     spec, _ = load(args.spec)
     where = Tracking(defaults.tracking_uri(args.tracking_uri, spec.tracking.uri),
                      defaults.experiment_name(args.experiment, spec.tracking.experiment))
-    plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri)
+    plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri, expected_seeds=_expected_seeds)
     print(json.dumps(plan.as_json()) if args.json else format_plan(plan))
     return OK
 
@@ -131,6 +131,14 @@ def cmd_resume(args) -> int:
     if args.json:
         print_json(sweep_json(result, args.name, outcome))
     return code
+
+
+def _expected_seeds(plan) -> float:
+    """Seeds a cell of a sequential spec is expected to take: the rule simulated at the quickstart's per-seed
+    spread of a finding-1 gain (sd 0.08) and a true effect of 0.05 (docs/SEQUENTIAL.md)."""
+    from analysis.sequential import Schedule, simulate  # late: scipy
+
+    return simulate(1000, 0.05, 0.08, Schedule(plan.first, plan.step, plan.max), precision=plan.precision).mean_seeds
 
 
 def _undecided(look) -> set[str]:

@@ -14,10 +14,12 @@ import dataclasses
 import glob
 import os
 import statistics
+import typing
 from pathlib import Path
 
 from sweeps import resources as R
 from sweeps.defaults import redact
+from sweeps.sequential import Sequential
 from sweeps.spec import SweepSpec, Trial, expand
 
 
@@ -32,6 +34,24 @@ class Plan:
     max_concurrent: int
     median_trial_s: float | None
     study_done: dict[str, int] = dataclasses.field(default_factory=dict)  # a search: FINISHED samples per cell
+    expected_seeds: float | None = None  # seeds until decided: the seeds a cell is expected to take
+
+    @property
+    def rounds(self) -> dict | None:
+        """Seeds until decided: the first round's, the expected and the most trials, and their times."""
+        plan = None if self.smoke and self.spec.smoke_seeds else self.spec.sequential
+        if plan is None:
+            return None
+        cells = len({t.cell for t in self.trials})
+        expected = None if self.expected_seeds is None else round(cells * self.expected_seeds)
+        most = cells * plan.max
+        return {"looks": list(plan.looks), "first_trials": cells * plan.first, "expected_trials": expected,
+                "max_trials": most, "expected_s": self._time(expected), "max_s": self._time(most)}
+
+    def _time(self, trials: int | None) -> float | None:
+        if trials is None or self.median_trial_s is None:
+            return None
+        return -(-trials // self.max_concurrent) * self.median_trial_s
 
     @property
     def to_run(self) -> list[Trial]:
@@ -72,6 +92,7 @@ class Plan:
                                                          "metric": self.spec.search.metric},
             "execution": "ray-train" if R.uses_ray_train(self.spec) else "in-process",
             "max_concurrent": self.max_concurrent, "median_trial_s": self.median_trial_s, "eta_s": self.eta_s,
+            "seeds_until_decided": self.rounds,
         }
 
 
@@ -85,7 +106,10 @@ def local_resources() -> dict[str, float]:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(gpus)}
 
 
-def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | list[dict] | None = None) -> Plan:
+def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | list[dict] | None = None,
+              expected_seeds: typing.Callable[[Sequential], float] | None = None) -> Plan:
+    """`expected_seeds`: the seeds a cell of a sequential spec is expected to take (the CLI composes in the
+    analysis's simulation of its rule)."""
     nodes = cluster if cluster is not None else local_resources()
     R.check_fits(spec, nodes)
     nodes = [nodes] if isinstance(nodes, dict) else nodes
@@ -94,6 +118,8 @@ def make_plan(spec: SweepSpec, smoke: bool, tracking_uri: str, cluster: dict | l
     finished, median, study_done = _history(spec, trials, smoke, tracking_uri)
     plan = Plan(spec, smoke, tracking_uri, trials, finished, R.trial_resources(spec), concurrency, median, study_done)
     plan.max_concurrent = max(1, min(concurrency, plan.to_run_count or plan.planned))
+    if spec.sequential and expected_seeds:
+        plan.expected_seeds = expected_seeds(spec.sequential)
     return plan
 
 
@@ -141,6 +167,7 @@ def format_plan(plan: Plan) -> str:
         f"  already FINISHED in MLflow: {j['already_finished']}; to run: {j['to_run']}",
         f"  per trial: {per} ({j['execution']}); at most {j['max_concurrent']} at once",
         f"  ETA: {eta}",
+        *_rounds_lines(j["seeds_until_decided"]),
         f"  tracking: {j['tracking_uri']} (experiment {j['experiment']})",
     ]
     for t in plan.to_run[:20]:
@@ -148,6 +175,20 @@ def format_plan(plan: Plan) -> str:
     if len(plan.to_run) > 20:
         lines.append(f"    ... and {len(plan.to_run) - 20} more")
     return "\n".join(lines)
+
+
+def _rounds_lines(rounds: dict | None) -> list[str]:
+    if not rounds:
+        return []
+
+    def time(s):
+        return "unknown" if s is None else _duration(s)
+
+    expected = ("unknown" if rounds["expected_trials"] is None else
+                f"{rounds['expected_trials']} trials, {time(rounds['expected_s'])} (per-seed sd 0.08, effect 0.05)")
+    return [f"  seeds until decided: looks at {', '.join(map(str, rounds['looks']))} seeds per cell; the first round "
+            f"is the trials above",
+            f"    expected: {expected}", f"    at most: {rounds['max_trials']} trials, {time(rounds['max_s'])}"]
 
 
 def _duration(seconds: float) -> str:

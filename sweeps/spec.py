@@ -328,7 +328,8 @@ def _grid(raw) -> tuple[dict[str, list], list[dict[str, list]], list[dict]]:
             if k in axes or any(k in g for g in zips):
                 raise SpecError(f"{path}.{k}", "this key is already a grid axis")
         zips.append(group)
-    points = [_dotted(p, f"grid.points[{i}]") for i, p in enumerate(_typed(grid.get("points", []), list, "grid.points"))]
+    raw_points = _typed(grid.get("points", []), list, "grid.points")
+    points = [_dotted(p, f"grid.points[{i}]") for i, p in enumerate(raw_points)]
     for i, point in enumerate(points):
         for k in point:
             if k in axes or any(k in g for g in zips):
