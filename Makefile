@@ -9,7 +9,7 @@ export RAY_TRAIN_HEALTH_CHECK_INTERVAL_S ?= 0.2
 export HF_HUB_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 
-.PHONY: install browser postgres demo test bench clean
+.PHONY: install browser postgres demo test test-fast bench clean
 
 install: $(STAMP)
 
@@ -39,6 +39,11 @@ postgres:
 # The ten slowest tests close the output: the suite must stay under 20 minutes with the install.
 test: install browser postgres
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10
+
+# The lane while editing: the suite without the tests marked `slow` (pyproject.toml), no apt-get;
+# about 3 minutes on 2 quiet cores, an estimate (BENCHMARKS.md, the test suite).
+test-fast: install
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 bench: install
 	$(PY) bench/train_throughput.py

@@ -319,8 +319,11 @@ def baseline(trials: pd.DataFrame, vary: str | None = None) -> pd.DataFrame:
     if vary != "model.freeze_llm" and "model.freeze_llm" in rows:
         rows = rows[~rows["model.freeze_llm"].fillna(False).astype(bool)]
     if vary != "model.shared_adapter" and {"model.shared_adapter", "model.variant"} <= set(rows.columns):
-        rows = rows[rows["model.shared_adapter"].astype(object).eq(rows["model.variant"].isin(ALIGNED))]
-    return share_controls(rows)
+        # a variant run both ways keeps its default (shared when aligned); one run one way only is its baseline
+        # (sweeps/paper/alignment.yaml holds separate adapters for every variant, so layouts stay equal)
+        both = rows.groupby("model.variant")["model.shared_adapter"].transform("nunique").gt(1)
+        rows = rows[~both | rows["model.shared_adapter"].astype(object).eq(rows["model.variant"].isin(ALIGNED))]
+    return share_controls(share_mixed(rows))
 
 
 def share_controls(rows: pd.DataFrame) -> pd.DataFrame:
@@ -345,17 +348,42 @@ def share_controls(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows, *lent], ignore_index=True) if lent else rows
 
 
+def share_mixed(rows: pd.DataFrame) -> pd.DataFrame:
+    """Lend the mixed runs to every other design (`data.mix_mode` replace, matched) whose single-task runs have none.
+
+    A mixed arm trains the same under every design, so `unified.config.resolve` logs it as `added` and a sweep
+    trains it once (unified/data/tasks.py). A design's single-task arms then pair with lent copies of it: each
+    copy takes the borrower's mix_mode and names its donor's in `shared_mixed`. Runs logged before that
+    normalisation carry their own mixed arm per design and borrow none."""
+    if not {"data.mix_mode", "data.tasks"} <= set(rows.columns):
+        return rows
+    mixed = rows["data.tasks"].eq("mixed")
+    donors = rows[mixed & rows["data.mix_mode"].eq("added")]
+    lent = []
+    for mode in sorted(set(rows.loc[~mixed, "data.mix_mode"].dropna()) - {"added"}):
+        if donors.empty or rows.loc[mixed, "data.mix_mode"].eq(mode).any():
+            continue
+        lent.append(donors.assign(**{"data.mix_mode": mode, "shared_mixed": "added"}))
+    return pd.concat([rows, *lent], ignore_index=True) if lent else rows
+
+
 def input_space(variant: str) -> str:
     return variant.split("-")[0]
 
 
 def shared_note(rows: pd.DataFrame) -> str:
-    """'understanding-only control shared: vq-siglip <- vq-vq' for the copies `share_controls` lent."""
-    if "shared_control" not in rows:
-        return ""
-    pairs = rows.loc[rows["shared_control"].notna(), ["model.variant", "shared_control"]].drop_duplicates()
-    return "understanding-only control shared (same input space): " + ", ".join(
-        f"{a} <- {b}" for a, b in sorted(pairs.itertuples(index=False)))
+    """'understanding-only control shared: vq-siglip <- vq-vq' for the copies `share_controls` lent, and
+    'mixed arm shared across designs: matched <- added' for those `share_mixed` lent."""
+    notes = []
+    if "shared_control" in rows:
+        pairs = rows.loc[rows["shared_control"].notna(), ["model.variant", "shared_control"]].drop_duplicates()
+        notes.append("understanding-only control shared (same input space): " + ", ".join(
+            f"{a} <- {b}" for a, b in sorted(pairs.itertuples(index=False))))
+    if "shared_mixed" in rows:
+        pairs = rows.loc[rows["shared_mixed"].notna(), ["data.mix_mode", "shared_mixed"]].drop_duplicates()
+        notes.append("mixed arm shared across designs (it trains the same in each): " + ", ".join(
+            f"{a} <- {b}" for a, b in sorted(pairs.itertuples(index=False))))
+    return "; ".join(notes)
 
 
 def config_keys(frame: pd.DataFrame) -> list[str]:

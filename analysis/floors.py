@@ -15,6 +15,10 @@ does not lie wholly above 0. A comparison's arms come in groups — the two arms
 single-task control), or every ratio of a mix-ratio curve — and the comparison is untestable when every arm of
 some group is at chance: a gain between two arms at chance measures nothing, and a difference of gains or a
 slope built on it inherits that.
+
+Each arm also carries what it trained on, from the `budget/*` metrics its runs logged once (unified/train.py):
+optimizer updates and distinct understanding and generation samples. Every comparison prints both arms' budgets,
+so a gain from more updates (data.mix_mode added) is told from a gain at equal updates (matched, replace).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import pandas as pd
 from analysis import stats
 
 CHANCE_NAMES = {"und": "the constant-answer level", "gen": "the prompt-blind level"}
+BUDGET = ("budget/updates", "budget/und_samples", "budget/gen_samples")  # logged once per run (unified/train.py)
 
 
 def chance_metric(metric: str) -> str | None:
@@ -53,6 +58,9 @@ class Arm:
     name: str  # e.g. "mixed" or "model.variant=vq-vq, understanding"
     score: np.ndarray  # per seed (mean over the arm's runs of that seed)
     chance: np.ndarray  # per seed, NaN where the runs logged no chance level
+    updates: float = np.nan  # optimizer updates of the arm's runs; NaN where they logged no budget (older runs)
+    und_samples: float = np.nan  # distinct understanding samples
+    gen_samples: float = np.nan  # distinct generation samples
 
     @property
     def measured(self) -> bool:
@@ -73,13 +81,19 @@ class Arm:
             return bool(est.effect <= 0)
         return bool(lo <= 0)
 
+    def budget(self) -> str:
+        """'3,000 updates, 64,000 + 32,000 samples' (distinct understanding + generation samples)."""
+        if not np.isfinite(self.updates):
+            return "budget not logged"
+        return f"{self.updates:,.0f} updates, {self.und_samples:,.0f} + {self.gen_samples:,.0f} samples"
+
     def describe(self) -> str:
         est = self.excess
         if not self.measured:
-            return f"{self.name} {np.nanmean(self.score):.3f} (chance not logged)"
+            return f"{self.name} {np.nanmean(self.score):.3f} ({self.budget()}; chance not logged)"
         lo, hi = est.interval(1 - stats.ALPHA)
         band = f" [{lo:+.3f}, {hi:+.3f}]" if np.isfinite(lo) else ""
-        return (f"{self.name} {np.nanmean(self.score):.3f} vs chance {np.nanmean(self.chance):.3f}: "
+        return (f"{self.name} {np.nanmean(self.score):.3f} ({self.budget()}) vs chance {np.nanmean(self.chance):.3f}: "
                 f"{est.effect:+.3f}{band}" + (" at chance" if self.at_chance() else ""))
 
 
@@ -93,6 +107,8 @@ def arms(rows: pd.DataFrame, metric: str, by: list[str], group_by: list[str] | N
     frame = rows[[*by, "seed"]].copy()
     frame["score"] = rows[metric].astype(float)
     frame["chance"] = rows[chance].astype(float) if chance in rows else np.nan
+    for key in BUDGET:
+        frame[key] = rows[key].astype(float) if key in rows else np.nan
     frame = frame[frame["score"].notna()]
     out = []
     for _, group in (frame.groupby(group_by, sort=True, dropna=False) if group_by else [(None, frame)]):
@@ -101,7 +117,8 @@ def arms(rows: pd.DataFrame, metric: str, by: list[str], group_by: list[str] | N
             values = values if isinstance(values, tuple) else (values,)
             name = ", ".join(str(v) if k == "data.tasks" else f"{k}={v}" for k, v in zip(by, values, strict=True))
             per_seed = g.groupby("seed")[["score", "chance"]].mean()
-            members.append(Arm(name, per_seed["score"].to_numpy(), per_seed["chance"].to_numpy()))
+            budget = [float(g[k].mean()) if g[k].notna().any() else np.nan for k in BUDGET]  # one value per arm
+            members.append(Arm(name, per_seed["score"].to_numpy(), per_seed["chance"].to_numpy(), *budget))
         out.append(members)
     return out
 
@@ -119,7 +136,3 @@ def untestable_reason(groups: list[list[Arm]], metric: str) -> str:
 
 def describe(groups: list[list[Arm]]) -> str:
     return "; ".join(a.describe() for group in groups for a in group)
-
-
-def unmeasured(groups: list[list[Arm]]) -> bool:
-    return any(not a.measured for group in groups for a in group)

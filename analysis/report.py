@@ -276,7 +276,7 @@ def blocks(sweeps, uri, trials, verdicts, figures, notes, cached, searches=()) -
             out += [D.Text("Arms against their own chance level (score vs chance: mean excess [95 % interval]):"),
                     D.Bullets([f"{r.comparison}: {r.arms_vs_chance or 'no chance level for this metric'}"
                                for r in v.comparisons.itertuples()]),
-                    D.Table(v.comparisons.drop(columns=["arms_vs_chance"]))]
+                    D.Table(v.comparisons.drop(columns=["arms_vs_chance", "cells"], errors="ignore"))]
         if k in figures:
             out.append(D.Figure(f"finding {k}", figures[k]))
     out += list(searches)
@@ -293,6 +293,8 @@ def chance_table(trials: pd.DataFrame) -> pd.DataFrame:
     rows = F.baseline(trials)
     if "shared_control" in rows:  # a lent control is the same runs again under another variant's name
         rows = rows[rows["shared_control"].isna()]
+    if "shared_mixed" in rows:  # a lent mixed arm is the same runs again under another design's name
+        rows = rows[rows["shared_mixed"].isna()]
     by = [*F.shown_keys(rows, F.context_keys(rows)), "data.tasks"] if "data.tasks" in rows else []
     out = []
     for metric in (F.UND, F.GEN):

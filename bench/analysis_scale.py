@@ -15,8 +15,8 @@ chance levels at step 0. It is filled with
 `MlflowClient.create_run` + one `log_batch` + `set_terminated` per trial, without the sweeper's lookups.
 The grid: 4 variants x 3 task arms x 4 affine strengths x 2 backbone sizes, seeds to reach N.
 Timed in one process: `write_report` cold (no Parquet cache), then cached; then the cached report again in a
-fresh process (what a second `unisweep report` costs, imports included). Targets (issue 4): cold <= 60 s,
-cached <= 5 s; over HTTP (issue 16), cold <= 120 s.
+fresh process (what a second `unisweep report` costs, imports included). Targets (the report at scale): cold <= 60 s,
+cached <= 5 s; over HTTP (a remote `mlflow server`), cold <= 120 s.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 Writes the spec into a temporary folder (`train.lr` x `data.und_samples`, every value a distinct cell), then
 times `unisweep plan SPEC` in a fresh process (imports included), its store absent (a sweep not launched yet):
 loading and validating the spec resolves every cell once, the plan expands every trial. Prints one JSON line;
-targets (issue 15): <= 10 s and <= 300 MB peak RSS for 100,000 trials.
+targets (planning a huge grid): <= 10 s and <= 300 MB peak RSS for 100,000 trials.
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from sweeps import defaults
 from sweeps.errors import Ambiguous, NotFound, SweepBusy
 from sweeps.output import print_json, stdout_to_stderr
 from unified import config as C
+from unified import determinism
 
 OK, FAILED, BAD_INPUT, UNFINISHED, BUSY = 0, 1, 2, 3, 4  # exit codes; 128 + the signal after an interrupt
 CODES = {"finished": OK, "failed": FAILED, "unfinished": UNFINISHED}
@@ -76,6 +77,8 @@ def _fmt(metrics: dict) -> str:
 def cmd_train(args) -> int:
     cfg = build_config(args.preset, args.smoke, parse_overrides(args.overrides))  # errors before slow imports
     from unified.train import train  # late: torch and transformers take seconds to import
+
+    determinism.pin()  # one thread, deterministic algorithms; the kernels were pinned in `main`
 
     t0 = time.perf_counter()
     print(f"training {cfg.model.variant} tasks={cfg.data.tasks} seed={cfg.seed} cell={C.cell_hash(cfg)}", flush=True)
@@ -345,6 +348,8 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before any command imports torch: ATen, MKL and oneDNN choose their kernels once (unified/determinism.py)
+    determinism.apply_env()
     args = make_parser().parse_args(argv)
     try:
         return args.func(args)

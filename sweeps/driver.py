@@ -231,10 +231,12 @@ def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
     distinct = {C.stable_hash([C.flatten(t.config.data), C.flatten(t.config.vision)]): t.config for t in trials}
     missing = [cfg for cfg in distinct.values() if not ready.is_ready(cfg, cache_dir)]
     if missing:
+        from unified import determinism
         from unified.data.dataset import load_pool
         from unified.data.tokenizer import build_tokenizer
         from unified.vision.stage0 import build_spaces
 
+        determinism.pin()  # the kernels were pinned at start-up (sweeps/cli.py); here the threads and algorithms
         for cfg in missing:
             pool = load_pool(cfg.data, cache_dir)
             build_spaces(cfg, pool, build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path), cache_dir)
@@ -281,8 +283,11 @@ def trial_env_vars() -> dict[str, str]:
     """What every trial process gets in its environment. Under `ray job submit`, the job's runtime env already
     reaches them and Ray refuses a driver that sets one of its keys again: the submitter's values win."""
     from sweeps.ray_internals import job_env_vars
+    from unified import determinism
 
-    ours = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **TRAIN_ENV}
+    # the CPU pin (or its switch off) reaches each trial process before it imports torch: the kernels it trains
+    # with and the stage-0 keys it looks up are the ones a pinned driver built stage 0 with
+    ours = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **TRAIN_ENV, **determinism.pinned_env()}
     theirs = job_env_vars()
     return {k: v for k, v in ours.items() if k not in theirs}
 

@@ -48,7 +48,7 @@ STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewe
 ERROR = "unisweep.error"  # why a FAILED run failed, one line
 FOR_GOOD = "unisweep.failed_for_good"  # "true": FAILED for a reason a rerun cannot change (a diverging loss)
 # on a trial run: the CPU its rank 0 trained on and torch's kernels for it (sweeps/trial.py): the same seed gives
-# other floats on another CPU, and a trajectory near a threshold can end elsewhere (docs/LOG.md, session 15)
+# other floats on another CPU, and a trajectory near a threshold can end elsewhere (docs/LOG.md, 2026-12-01)
 CPU = "unisweep.cpu"
 # on the parent run and every trial run: "<base preset> v<N>" (unified.config.PRESET_VERSIONS), which calibration
 # of the preset the sweep built on; the trial copies it from its parent, the only place that knows the spec's base

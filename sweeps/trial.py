@@ -82,7 +82,7 @@ def _train_here(job: TrialJob) -> None:
     from unified import config as C
     from unified.train import train
 
-    torch.set_num_threads(max(1, int(job.cpus_per_worker)))  # never more threads than the CPUs Ray gave us
+    _pin(job)
     checkpoint = tune.get_checkpoint()  # set when Tune retries this trial (resources.max_failures)
     resume = _load_state(checkpoint.path) if checkpoint else None
     _tag_resumed(job, resume)
@@ -140,7 +140,7 @@ def train_worker(loop_config: dict) -> None:
     from unified.train import train
 
     job: TrialJob = loop_config["job"]
-    torch.set_num_threads(max(1, int(job.cpus_per_worker)))
+    _pin(job)
     rank = ray.train.get_context().get_world_rank()
     _tag_worker_nodes(job, rank)
     checkpoint = ray.train.get_checkpoint()  # set on a restart after a failure, or on a rerun of the trial
@@ -229,6 +229,19 @@ def _tag_node(client, run_id: str) -> None:
 
     node = ray.get_runtime_context().get_node_id()
     client.log_batch(run_id, tags=[RunTag(NODE_TAG, node), RunTag(CPU, cpu_description())])
+
+
+def _pin(job: TrialJob) -> None:
+    """Threads and algorithms of a trial process; its kernels came pinned in its environment (trial_env_vars)."""
+    import torch
+
+    from unified import determinism
+
+    gpu = job.gpus_per_worker > 0
+    if not gpu:  # GPU kernels are not pinned: a GPU trial keeps its threads and torch's fast algorithms
+        determinism.pin()
+    # one thread when pinned; unpinned, never more threads than the CPUs Ray gave us
+    torch.set_num_threads(determinism.threads(job.cpus_per_worker, gpu))
 
 
 def cpu_description() -> str:

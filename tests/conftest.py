@@ -16,7 +16,11 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 import pytest
 
-from unified import config
+from unified import config, determinism
+
+# The CPU pin, as `unisweep` applies it, before torch is imported: the session's stage 0 is then keyed as the
+# CLI subprocesses and Ray workers (who inherit this environment) key theirs, and built once (unified/determinism.py)
+determinism.apply_env()
 
 
 @pytest.fixture(scope="session")

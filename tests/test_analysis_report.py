@@ -135,6 +135,7 @@ def test_report_command_prints_the_verdict_table_and_writes_reports_slash_sweep(
         args.func(args)
 
 
+@pytest.mark.slow
 def test_report_from_a_real_mlflow_server(server, tmp_path):
     experiment_id = tracking.ensure_store(server, "unisweep")
     client = MlflowClient(server)
@@ -147,6 +148,7 @@ def test_report_from_a_real_mlflow_server(server, tmp_path):
     assert "No trial logged a `generated.png`" in (tmp_path / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, caplog):
     experiment_id = tracking.ensure_store(server, "bulk")  # the "served" sweep again, in its own experiment
     client = MlflowClient(server)
@@ -160,6 +162,7 @@ def test_histories_over_http_come_in_bulk_and_match_one_call_per_run(server, cap
     assert len(bulk) > 0 and bulk.equals(one_by_one)
 
 
+@pytest.mark.slow
 def test_trials_over_http_are_listed_in_16_parts_at_once_and_none_is_missed(server):
     experiment_id = tracking.ensure_store(server, "parts")
     client = MlflowClient(server)
@@ -169,6 +172,7 @@ def test_trials_over_http_are_listed_in_16_parts_at_once_and_none_is_missed(serv
     assert len(parts) == len(set(parts)) and sorted(parts) == sorted(whole) and len(whole) > 1
 
 
+@pytest.mark.slow
 def test_a_bulk_response_at_the_servers_bound_is_asked_again_in_halves(server, caplog):
     experiment_id = tracking.ensure_store(server, "halves")  # the "served" sweep again, in its own experiment
     client = MlflowClient(server)

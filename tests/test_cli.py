@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 
 def run_cli(*args, cache_dir=None):
     extra = ["--cache-dir", str(cache_dir)] if cache_dir else []
@@ -24,6 +26,7 @@ def test_bad_value_names_the_key_and_type():
     assert out.returncode == 2 and "model.variant must be one of" in out.stderr
 
 
+@pytest.mark.slow
 def test_smoke_training_ends_with_metrics_json(cache_dir):
     out = run_cli("--smoke", "model.variant=vq-vq", cache_dir=cache_dir)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -20,7 +20,7 @@ from services import Postgres, kill_node, ray_cli, start_ray_node, stop_ray_node
 from sweeps import tracking as T
 from sweeps.trial import NODES_TAG
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 SEEDS = (0, 1, 2)
 

@@ -97,3 +97,21 @@ def test_cell_hash_identity():
 def test_bad_values_fail_at_resolve_with_the_key(overrides, message):
     with pytest.raises(C.ConfigError, match=message):
         C.resolve(C.override(C.preset("smartwatch-cpu"), overrides))
+
+
+def test_every_preset_has_a_version_and_the_design_table_ends_at_it():
+    """A bumped PRESET_VERSIONS entry needs its row in docs/DESIGN.md §9, and a row needs the bump (milliseconds)."""
+    from pathlib import Path
+
+    assert set(C.PRESET_VERSIONS) == set(C.PRESETS)
+    text = (Path(__file__).resolve().parent.parent / "docs" / "DESIGN.md").read_text()
+    table = text.split("## 9. Preset versions", 1)[1].split("\n## ", 1)[0]
+    latest: dict[str, int] = {}
+    for row in table.splitlines():
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        if row.startswith("| ") and cells[1].startswith("v") and cells[1][1:].isdigit():
+            for name in cells[0].split(", "):
+                latest[name] = max(latest.get(name, 0), int(cells[1][1:]))
+    assert latest, "no version rows found in docs/DESIGN.md §9"
+    for name, version in C.PRESET_VERSIONS.items():
+        assert latest.get(name, 1) == version, name

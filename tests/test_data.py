@@ -150,9 +150,11 @@ def test_budget_semantics(smoke_cfg):
     budget = {"data.und_samples": 100, "data.gen_samples": 40}
     counts = {(t, m): sample_counts(arm(smoke_cfg, **budget, **{"data.tasks": t, "data.mix_mode": m}).data)
               for t in config.TASKS for m in config.MIX_MODES}
-    assert counts == {("mixed", "added"): (100, 40), ("mixed", "replace"): (100, 40),
+    assert counts == {("mixed", "added"): (100, 40), ("mixed", "replace"): (100, 40), ("mixed", "matched"): (100, 40),
                       ("understanding", "added"): (100, 0), ("understanding", "replace"): (140, 0),
-                      ("generation", "added"): (0, 40), ("generation", "replace"): (0, 140)}
+                      ("understanding", "matched"): (100, 0),  # the mixed arm's updates: tests/test_matched.py
+                      ("generation", "added"): (0, 40), ("generation", "replace"): (0, 140),
+                      ("generation", "matched"): (0, 40)}
     assert sample_counts(arm(smoke_cfg, **{"data.gen_ratio": 0.5, "data.und_samples": 100}).data) == (100, 50)
     assert sample_counts(arm(smoke_cfg, **{"data.gen_ratio": 3.0, "data.total_samples": 200}).data) == (50, 150)
 

@@ -13,7 +13,8 @@ from sweeps import tracking as T
 from sweeps import trial
 from sweeps.driver import run_sweep
 
-pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
+              pytest.mark.timeout(300)]
 
 SPEC = """name: drive
 base: smartwatch-cpu

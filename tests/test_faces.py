@@ -254,6 +254,7 @@ def smoke_run(cache_dir):
     return final, rec
 
 
+@pytest.mark.slow  # builds SynthFaces' stage 0 (about a minute), then trains
 def test_smoke_training_on_faces(smoke_run):
     final, rec = smoke_run
     assert {"eval/und/total", "eval/gen/attr_acc", "eval/gen/fd", "train/loss"} <= set(final)

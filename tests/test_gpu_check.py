@@ -1,4 +1,4 @@
-"""bench/gpu_check.sh on a machine without a GPU: every line of it that does not need one (issue 16 §7).
+"""bench/gpu_check.sh on a machine without a GPU: every line of it that does not need one (the GPU check).
 
 The script parses; every python3/torchrun command it runs is read out of its text, its arguments resolve through
 bench/train_throughput.py's own parser and unified.config, and it runs here at smoke size with `train.device=auto`
@@ -164,6 +164,7 @@ def test_cuda_without_gpu_fails_at_once(tmp_path):
 # The torchrun line is parsed and resolved above but not run here: on a loaded 2-core machine its standalone
 # rendezvous hung once in four tries, past 180 s (a CI run and a rerun beside a Ray test; docs/LOG.md). DDP over
 # gloo itself runs in every Ray Train test (tests/test_train_path.py).
+@pytest.mark.slow
 @pytest.mark.parametrize("index", [0, 1], ids=["cpu-preset", "base"])
 def test_script_runs_on_cpu_at_smoke_size(index, cache_dir):
     """The script's single-process training lines with train.device=auto, --smoke and one timed step (the larger

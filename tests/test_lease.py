@@ -136,6 +136,7 @@ def _wait_for(predicate, timeout_s: float = 180):
     raise AssertionError("timed out")
 
 
+@pytest.mark.slow
 def test_a_second_driver_of_a_live_sweep_refuses_and_the_first_finishes(tmp_path, ray_local, cache_dir):
     first = _driver(tmp_path, ray_local, cache_dir, "twice", "run")
     _wait_for(lambda: first.alive() and any(r.info.status == "RUNNING" for r in _runs(tmp_path, "twice")[1]))
@@ -153,6 +154,7 @@ def test_a_second_driver_of_a_live_sweep_refuses_and_the_first_finishes(tmp_path
         assert steps == [50, 100]
 
 
+@pytest.mark.slow
 def test_a_killed_drivers_sweep_is_taken_over_by_resume(tmp_path, ray_local, cache_dir):
     ttl = {L.TTL_ENV: "20"}  # long enough for the `resume` that comes too soon to start and ask, under load
     dead = _driver(tmp_path, ray_local, cache_dir, "orphaned", "run", env=ttl)

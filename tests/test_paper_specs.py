@@ -8,10 +8,12 @@ from mlflow import MlflowClient
 from sweeps import tracking as T
 from sweeps.driver import run_sweep
 from sweeps.spec import load_spec
+from sweeps.suite import is_suite
 
 pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(300)]
 
-PAPER = sorted((Path(__file__).parent.parent / "sweeps" / "paper").glob("*.yaml"))
+# the specs; suite.yaml runs them together (tests/test_suite.py)
+PAPER = sorted(p for p in (Path(__file__).parent.parent / "sweeps" / "paper").glob("*.yaml") if not is_suite(p))
 
 
 def test_there_is_a_paper_spec_per_finding_and_one_trains_with_ray_train():
@@ -23,6 +25,7 @@ def test_there_is_a_paper_spec_per_finding_and_one_trains_with_ray_train():
 
 
 @pytest.mark.parametrize("path", PAPER, ids=[p.stem for p in PAPER])
+@pytest.mark.slow
 def test_a_paper_spec_runs_at_smoke_size(path, tmp_path, cache_dir, ray_local):
     import dataclasses
 

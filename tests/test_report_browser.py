@@ -15,6 +15,8 @@ from PIL import Image
 from analysis import report
 from sweeps import tracking
 
+pytestmark = pytest.mark.slow  # an `mlflow server` and a headless chromium
+
 WAIT_S = 120  # the UI is a large bundle; on 2 busy cores it can take tens of seconds to draw
 
 

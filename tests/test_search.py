@@ -8,7 +8,8 @@ from sweeps import tracking as T
 from sweeps.driver import run_sweep
 from sweeps.spec import parse_spec
 
-pytestmark = [pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"), pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning"),
+              pytest.mark.timeout(400)]
 
 SEARCH = """name: {name}
 base: smartwatch-cpu

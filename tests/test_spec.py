@@ -7,6 +7,7 @@ import yaml
 
 from sweeps import resources as R
 from sweeps import spec as S
+from sweeps import suite
 from unified import config as C
 
 SWEEPS = Path(__file__).resolve().parent.parent / "sweeps"
@@ -237,7 +238,7 @@ def test_a_trial_bigger_than_every_node_is_an_error():
 
 @pytest.mark.parametrize("path", sorted(SWEEPS.glob("**/*.yaml")), ids=lambda p: str(p.relative_to(SWEEPS)))
 def test_every_sweep_file_validates_and_expands(path):
-    spec = S.load_spec(path)
+    spec, _ = suite.load(path)  # a spec, or a suite (sweeps/paper/suite.yaml) compiled into one
     assert S.expand(spec) and S.expand(spec, smoke=True)
     gpus = spec.resources.gpus_per_worker > 0  # a paper-scale spec: a GPU node of 8 GPUs and 64 CPUs
     assert R.max_concurrent(spec, *((64, 8) if gpus else (2, 0))) >= 1

@@ -68,6 +68,7 @@ def test_a_checkpoint_without_its_tokenizer_is_refused(checkpoint):
         C.resolve(C.override(C.preset("smartwatch-cpu"), {"backbone.path": str(checkpoint)}))
 
 
+@pytest.mark.slow
 def test_a_trial_trains_and_scores_on_the_checkpoint(checkpoint, cache_dir):
     from unified.train import train
 

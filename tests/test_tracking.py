@@ -116,6 +116,7 @@ def test_parent_run_is_found_again(store, spec):
     assert len(run.data.tags["unisweep.git_sha"]) in (7, 40) or run.data.tags["unisweep.git_sha"] == "unknown"
     assert run.data.tags["unisweep.dirty"] in ("true", "false", "unknown")
     assert run.data.tags["unisweep.version.mlflow"]
+    assert run.data.tags["unisweep.preset_version"] == f"smartwatch-cpu v{S.C.PRESET_VERSIONS['smartwatch-cpu']}"
     assert T.start_sweep(client, exp_id, spec, SPEC_TEXT, smoke=True) != parent  # smoke sweeps apart
     assert T.sweep_run(client, exp_id, spec.name).info.run_id == parent
     assert Path(client.download_artifacts(parent, "spec.yaml")).read_text() == SPEC_TEXT
@@ -135,7 +136,8 @@ def test_trial_run_is_reused_per_cell_and_seed_and_holds_every_tag_and_param(sto
     assert run.info.status == "RUNNING" and run.info.run_name == trial.name
     assert run.data.tags == {**run.data.tags, "mlflow.parentRunId": parent, "unisweep.role": "trial",
                              "unisweep.sweep": spec.name, "unisweep.cell": trial.cell, "unisweep.seed": str(trial.seed),
-                             "unisweep.variant": trial.config.model.variant, "unisweep.smoke": "true"}
+                             "unisweep.variant": trial.config.model.variant, "unisweep.smoke": "true",
+                             "unisweep.preset_version": f"smartwatch-cpu v{S.C.PRESET_VERSIONS['smartwatch-cpu']}"}
     assert {"unisweep.git_sha", "unisweep.dirty", "unisweep.version.ray"} <= set(run.data.tags)
     flat = S.C.flatten(trial.config)
     assert run.data.params == {k: str(v) for k, v in flat.items()}
@@ -234,6 +236,7 @@ def boot_server_early(server_process):
     """Start the session's `mlflow server` (tests/conftest.py) first, so it boots while the SQLite tests run."""
 
 
+@pytest.mark.slow
 def test_a_trial_logs_to_a_real_mlflow_server(server, spec, trials):
     exp_id = T.ensure_store(server, "unisweep")
     client = MlflowClient(server)

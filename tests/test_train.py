@@ -45,6 +45,8 @@ def test_smoke_training_of_each_variant(variant, cache_dir):
     start = rec.calls[0][1]
     assert {k.replace("eval/", "baseline/") for k in final if k.startswith("eval/und/")} <= set(start)
     assert 0 < start["baseline/und/total"] < 1 and start["baseline/gen/fd_one_image"] > 0
+    # the budget, once: updates and distinct samples per task (smoke: one epoch of 256 + 256 at batch 32)
+    assert [start[k] for k in ("budget/updates", "budget/und_samples", "budget/gen_samples")] == [16, 256, 256]
     assert all("eval/gen/attr_acc_shuffled" in m for _, m in rec.evals())
     from sweeps.spec import reported_metrics  # what a search may optimise is what a trial reports
     assert {k for k in final if k.startswith("eval/")} <= set(reported_metrics())

@@ -36,6 +36,7 @@ def _sweep(tmp_path, name: str, extra: str = ""):
     return spec, text
 
 
+@pytest.mark.slow
 def test_a_dead_actors_placement_group_is_freed_and_the_drivers_is_not(ray_local):
     from ray.util.placement_group import placement_group, remove_placement_group
 
@@ -63,6 +64,7 @@ def test_a_dead_actors_placement_group_is_freed_and_the_drivers_is_not(ray_local
     remove_placement_group(drivers)
 
 
+@pytest.mark.slow
 def test_a_non_rank_0_worker_that_dies_takes_its_group_back_to_the_checkpoint(tmp_path, cache_dir, ray_local,
                                                                               monkeypatch):
     spec, text = _sweep(tmp_path, "rank1")
@@ -78,6 +80,7 @@ def test_a_non_rank_0_worker_that_dies_takes_its_group_back_to_the_checkpoint(tm
         assert steps == sorted(set(steps)) and steps[-1] == 100, f"{key}: {steps}"
 
 
+@pytest.mark.slow
 def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_path, cache_dir, ray_local,
                                                                          monkeypatch):
     spec, text = _sweep(tmp_path, "ddp")
@@ -115,6 +118,7 @@ def test_a_two_worker_trial_crashes_once_and_resumes_from_its_checkpoint(tmp_pat
     assert [m.step for m in client.get_metric_history(new.info.run_id, "eval/und/total")] == [50, 100]
 
 
+@pytest.mark.slow
 def test_asha_stops_ray_train_trials_and_their_workers_make_room(tmp_path, cache_dir, ray_local):
     search = """search:
   space: {train.lr: {loguniform: [0.0001, 0.1]}}

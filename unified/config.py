@@ -10,8 +10,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
-import hashlib
-import json
 import os
 import types
 import typing
@@ -20,8 +18,11 @@ from pathlib import Path
 
 import yaml
 
+from unified.data.domains import get_domain
+from unified.hashing import stable_hash
+
 TASKS = ("mixed", "understanding", "generation")
-MIX_MODES = ("added", "replace")
+MIX_MODES = ("added", "replace", "matched")  # the designs of single-task arms: unified/data/tasks.py
 VARIANTS = ("siglip-siglip", "vq-vq", "siglip-vq", "vq-siglip")
 ADAPTERS = ("auto", "linear", "mlp")
 AFFINE_TARGETS = ("input", "generation", "both")
@@ -53,7 +54,9 @@ class DataConfig:
     gen_samples: int = 32000  # generation samples in the budget (paper: half the understanding count)
     gen_ratio: float | None = None  # if set: gen_samples = ratio * und_samples, or a split of total_samples
     total_samples: int | None = None  # with gen_ratio: und + gen = total (mix varies at a fixed total)
-    mix_mode: str = "added"  # added: single-task arms keep only their own samples; replace: every arm gets und+gen
+    # added: single-task arms keep only their own samples (the paper); replace: every arm gets und+gen samples;
+    # matched: single-task arms take the mixed arm's updates on their own samples (table: unified/data/tasks.py)
+    mix_mode: str = "added"
     caption_share: float = 0.5  # share of understanding samples that are captions (paper: 0.5, 60k + 60k)
     extra_turn_p: float = 0.4  # probability of each extra VQA turn, up to 3 (paper: 0.4)
     freq: dict = field(default_factory=dict)  # {task: {attribute: p}} overrides of the domain's defaults
@@ -95,7 +98,8 @@ class ModelConfig:
     alpha: float | None = None  # weight of the image loss; None: alpha_vq or alpha_siglip by the output space
     alpha_vq: float = 1.0  # the image-loss weight of VQ-output variants (paper: 0.2)
     # ... of SigLIP-output variants (paper: 1.0 with feature_loss cos); None: the domain's cpu-scale calibration,
-    # `ALPHA_SIGLIP` of its module (the text loss it competes with differs per domain: docs/LOG.md, session 15)
+    # `ALPHA_SIGLIP` of its module (the text loss it competes with differs per domain:
+    # docs/LOG.md, 2026-12-01, SigLIP outputs on SynthFaces take their own weight)
     alpha_siglip: float | None = None
     affine_strength: float = 0.0  # s of the frozen random affine map y = xQS + b; 0 = off
     affine_target: str = "input"  # input | generation | both
@@ -146,7 +150,8 @@ class ConfigError(ValueError):
 def _smartwatch_cpu() -> ExperimentConfig:
     # The face colour is asked in one VQA question in six (the paper never names it). At 32 px the paper's
     # fine-grained readings (the second hand, the battery to 1 %) cannot be drawn; the colour's 64 names are the
-    # one gradual item left, and without it a mixed arm saturates the five coarse ones (docs/LOG.md, session 13).
+    # one gradual item left, and without it a mixed arm saturates the five coarse ones (docs/LOG.md, 2026-11-30,
+    # the understanding ceiling).
     cfg = ExperimentConfig()
     cfg.data.freq = {"vqa": {"face_color": 0.2}}
     return cfg
@@ -187,6 +192,12 @@ PRESETS: dict[str, typing.Callable[[], ExperimentConfig]] = {
     "faces-cpu": _on_faces(_smartwatch_cpu),
     "faces-paper": _on_faces(_smartwatch_paper),
 }
+
+# Each preset's calibration version (docs/DESIGN.md §9; every attempt in docs/LOG.md). The next calibration change
+# to a cpu preset (a domain default it inherits included) must bump its number here and add a row to that table:
+# trial runs carry it as the tag `unisweep.preset_version`, the one record of which calibration a run trained on,
+# since the cell hash changes with the config but does not say which preset version it came from.
+PRESET_VERSIONS: dict[str, int] = {"smartwatch-cpu": 3, "faces-cpu": 4, "smartwatch-paper": 1, "faces-paper": 1}
 
 
 def preset(name: str) -> ExperimentConfig:
@@ -344,8 +355,6 @@ def _nearest(key: str, candidates) -> str:
 
 
 def _domain_attributes(domain: str) -> tuple[str, ...]:
-    from unified.data.domains import get_domain  # late: the data package imports this module
-
     return get_domain(domain).ATTRIBUTES
 
 
@@ -360,8 +369,6 @@ def _check_choice(key: str, value, choices) -> None:
 
 def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     """Validate values and replace every `auto` by what it means, so the config says exactly what runs."""
-    from unified.data.domains import get_domain
-
     cfg = from_flat(flatten(cfg))
     d, m = cfg.data, cfg.model
     try:
@@ -424,6 +431,8 @@ def resolve(cfg: ExperimentConfig) -> ExperimentConfig:
     arm = {"understanding": d.und_samples, "generation": d.gen_samples}.get(d.tasks, d.und_samples + d.gen_samples)
     if arm + (d.und_samples + d.gen_samples if d.mix_mode == "replace" else 0) == 0:
         raise ConfigError(f"data.tasks={d.tasks} has no samples to train on (data.und_samples, data.gen_samples)")
+    if d.tasks == "mixed":  # a mixed arm trains the same under every design: one cell serves them all
+        d.mix_mode = "added"
 
     in_space, out_space = m.variant.split("-")
     if m.adapter_und == "auto":
@@ -454,12 +463,6 @@ def to_yaml(cfg: ExperimentConfig) -> str:
 
 
 EXECUTION_ONLY = ("train.device",)  # keys that change where a trial runs, not what it computes
-
-
-def stable_hash(obj, length: int = 12) -> str:
-    """A hash of plain data that ignores dict key order."""
-    text = json.dumps(obj, sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def cell_hash(cfg: ExperimentConfig, resolved: bool = False) -> str:

@@ -19,9 +19,12 @@ import torch
 from unified import metrics
 from unified.data.tasks import collate
 from unified.data.tokenizer import detokenize
+from unified.vision.judge import FixedFeatures
 
 EVAL_BATCH = 128
 SHOWN_IMAGES = 16  # generated images (and their real counterparts) handed to `report` for an image grid
+# The real test images' judge features are the same at every eval point of a trial: computed once.
+_REAL_FEATURES = FixedFeatures()
 
 
 def _chunks(items, size):
@@ -31,14 +34,28 @@ def _chunks(items, size):
 
 @torch.no_grad()
 def evaluate_understanding(model, items, in_space, special, tokenizer, device) -> dict[str, float]:
-    answers = []
+    answers, text = [], _detokenizer(tokenizer)
     for chunk in _chunks(items, EVAL_BATCH):
         batch = collate(chunk, special["<pad>"], side="left")
         image = batch.pop("image")
         batch = {k: v.to(device) for k, v in batch.items()}
         batch["image_feats"] = in_space.test[image].to(device)  # [b, n_in, d_in]
-        answers += [detokenize(tokenizer, ids) for ids in model.generate_answers(batch, max_new_tokens=10)]
+        answers += [text(ids) for ids in model.generate_answers(batch, max_new_tokens=10)]
     return metrics.und_scores(items, answers)
+
+
+def _detokenizer(tokenizer):
+    """`detokenize`, once per distinct answer: thousands of answers are a few dozen strings, and each call
+    looked the special ids up again (6 % of an evaluation, docs/LOG.md 2026-12-08)."""
+    memo: dict[tuple[int, ...], str] = {}
+
+    def text(ids) -> str:
+        key = tuple(int(i) for i in ids)
+        if key not in memo:
+            memo[key] = detokenize(tokenizer, key)
+        return memo[key]
+
+    return text
 
 
 @torch.no_grad()
@@ -61,7 +78,8 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
     pixels, raw = generate_images(model, items, out_space, spaces, special, device)
     image = torch.tensor([it.image for it in items])
     judge = spaces.judge
-    pred = {h: v.cpu().numpy() for h, v in judge.predict(torch.from_numpy(pixels)).items()}
+    pred, feats = judge.predict_and_features(torch.from_numpy(pixels))  # one judge pass, not two
+    pred = {h: v.cpu().numpy() for h, v in pred.items()}
     labels = {h: np.array([it.labels[h] for it in items]) for h in items[0].labels}
     mask = {h: np.array([it.mask[h] for it in items]) for h in items[0].mask}
     real = torch.from_numpy(pool.images("test")[image.numpy()])
@@ -71,8 +89,7 @@ def evaluate_generation(model, items, out_space, spaces, pool, special, device) 
     out = {
         "eval/gen/attr_acc": metrics.attr_accuracy(pred, labels, mask),
         "eval/gen/attr_acc_shuffled": metrics.attr_accuracy(pred, *shuffled),
-        "eval/gen/fd": metrics.frechet_distance(judge.features(torch.from_numpy(pixels)).cpu().numpy(),
-                                                judge.features(real).cpu().numpy()),
+        "eval/gen/fd": metrics.frechet_distance(feats.cpu().numpy(), _REAL_FEATURES(judge, real).cpu().numpy()),
     }
     # Per judge head, so a prompt-following score shows which attributes the prompt actually controls.
     for h, acc in metrics.head_accuracies(pred, labels, mask).items():

@@ -10,7 +10,6 @@ format), the hash covering exactly what determines it, so every arm and seed of 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,10 +19,11 @@ import torch
 import torch.nn.functional as F
 
 from unified.cache import cached_dir
-from unified.config import BackboneConfig, stable_hash
+from unified.config import BackboneConfig
 from unified.data.dataset import pool_key
 from unified.data.domains import get_domain
 from unified.data.tokenizer import encode, special_ids
+from unified.hashing import stable_hash
 from unified.quiet import no_progress_bars
 from unified.vision.fit import fit
 
@@ -114,8 +114,3 @@ def build_text_prior(cfg, pool, tokenizer, cache_dir) -> Path:
 
     cached_dir(folder.parent, folder.name, build)
     return folder
-
-
-def with_prior(bcfg: BackboneConfig, folder: Path) -> BackboneConfig:
-    """The backbone section that loads the prior instead of a random init."""
-    return dataclasses.replace(bcfg, path=str(folder), init="random")

@@ -7,10 +7,10 @@
 (0-100). `train/loss*` arrive at every percent, `eval/*` at the `train.eval_points` evaluation points with
 `state`, everything needed to resume bit-for-bit on CPU (`train(cfg, report, resume=state)`), plus
 `state["images"]`: a few generated and real images (uint8) and what each prompt asked for, when the run
-generates. Stage-0 quality numbers and the run's measured chance levels (`baseline/*`, unified/baselines.py)
-arrive once at step 0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each step's batch
-is split across ranks; evaluation runs on every rank on the same items, so every rank reports
-the same number of times.
+generates. Stage-0 quality numbers, the run's measured chance levels (`baseline/*`, unified/baselines.py) and
+its budget (`budget/updates`, `budget/und_samples`, `budget/gen_samples`: distinct samples) arrive once at step
+0. Under torch.distributed (Ray Train), the model is wrapped in DDP and each step's batch is split across ranks;
+evaluation runs on every rank on the same items, so every rank reports the same number of times.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ class Trainer:
         report = report or (lambda metrics, step, state=None: None)
         start, last_pct = (0, 0) if resume is None else self.load_state(resume)
         if resume is None:
-            report({**self.spaces.quality, **self.chance_levels()}, 0)
+            report({**self.spaces.quality, **self.chance_levels(), **self.budget()}, 0)
         evals = [p for p in eval_percents(self.cfg.train.eval_points) if p > last_pct]
         sums: dict[str, float] = {}
         count, final = 0, {}
@@ -186,6 +186,12 @@ class Trainer:
                 else:
                     report(metrics, pct)
         return final
+
+    def budget(self) -> dict[str, float]:
+        """`budget/*`: this arm's optimizer updates and distinct samples per task (unified/data/tasks.py), so that
+        every comparison can state what each of its arms trained on (added, replace and matched differ here)."""
+        return {"budget/updates": float(len(self.data.steps)), "budget/und_samples": float(len(self.data.und)),
+                "budget/gen_samples": float(len(self.data.gen))}
 
     def chance_levels(self) -> dict[str, float]:
         """`baseline/*` of the sides this run is evaluated on (unified/baselines.py)."""

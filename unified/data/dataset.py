@@ -17,8 +17,8 @@ import numpy as np
 from datasets import Array3D, Dataset, Features, Value, load_from_disk
 
 from unified.cache import cached_dir
-from unified.config import stable_hash
 from unified.data.domains import get_domain
+from unified.hashing import stable_hash
 from unified.quiet import no_progress_bars
 
 IMAGE_FIELDS = ("domain", "resolution", "n_images", "n_test", "seed", "hands", "battery_step", "battery_text")

@@ -46,7 +46,8 @@ from unified.data.faces_text import (  # noqa: F401  (the domain's text interfac
 
 # model.alpha_siglip's default here, calibrated at cpu scale on seeds 100-104: at SmartWatch's 10 the mixed
 # vq-siglip arm barely follows the prompt on faces (+0.03 to +0.11 over prompt-blind), at 30 it does (+0.16 to
-# +0.24) while generation-only follows it at either (docs/LOG.md, sessions 14 and 15)
+# +0.24) while generation-only follows it at either (docs/LOG.md, 2026-12-01: SynthFaces' ceiling, and SigLIP
+# outputs on SynthFaces take their own weight)
 ALPHA_SIGLIP = 30.0
 
 # colours chosen pairwise far apart where they meet: hair vs every skin tone (beard on face), hat vs hair and

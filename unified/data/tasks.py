@@ -3,11 +3,19 @@
 Budget (`data.tasks`, `data.und_samples`, `data.gen_samples`, `data.mix_mode`; `config.resolve` has already
 turned `data.gen_ratio` / `data.total_samples` into the two counts):
 
-| data.tasks    | mix_mode added              | mix_mode replace (equal compute)  |
-|---------------|-----------------------------|-----------------------------------|
-| mixed         | und_samples + gen_samples   | und_samples + gen_samples         |
-| understanding | und_samples                 | und_samples + gen_samples, all und |
-| generation    | gen_samples                 | und_samples + gen_samples, all gen |
+| data.tasks    | added (the paper's)       | replace (equal compute)            | matched (equal updates)          |
+|---------------|---------------------------|------------------------------------|----------------------------------|
+| mixed         | und_samples + gen_samples | = added (resolve normalises it)    | = added (resolve normalises it)  |
+| understanding | und_samples               | und_samples + gen_samples, all und | und_samples, cycled              |
+| generation    | gen_samples               | und_samples + gen_samples, all gen | gen_samples, cycled              |
+
+Updates (optimizer steps) are one epoch over the arm's samples, ceil(samples / train.batch_size), except under
+`matched`: a single-task arm takes the mixed arm's ceil((und_samples + gen_samples) / train.batch_size) updates
+on its own task's samples only, the same Sample objects revisited in reshuffled epochs (no extra distinct data;
+`matched_steps`). So `added` holds each arm's distinct samples of its task equal and gives the mixed arm more
+updates; `replace` holds updates and total samples equal and gives a single-task arm 1.5-3x the distinct samples;
+`matched` holds updates equal and distinct samples of each task equal, and revisits them instead. A mixed arm
+trains the same in every mode (`config.resolve` sets its mix_mode to added), so it is trained once for all three.
 
 Understanding samples are captions with probability `data.caption_share`, else VQA. Both tasks draw their images
 from one seeded permutation of the train pool, in order, cycling with fresh text when a count exceeds the pool,
@@ -16,9 +24,10 @@ image has one sample of each task). Texts, images and batch order come from stre
 each consumed in sample order: the first k understanding samples are the same in every arm of a seed.
 
 Batches: one epoch shuffles every chosen (task, index) pair and cuts the order into batches of
-`train.batch_size` (the last one may be short); `train.steps > 0` takes exactly that many batches from a stream
-of reshuffled epochs. Evaluation items come from the test pool with a fixed seed, so every trial (any seed,
-any arm) is scored on the same items.
+`train.batch_size` (the last one may be short); `train.steps > 0` (or a matched arm's updates) takes exactly that
+many full batches from a stream of reshuffled epochs. An explicit `train.steps` wins in every mode; a sweep that
+sets it sets it for the mixed arm too, so a matched arm still takes the mixed arm's updates. Evaluation items come
+from the test pool with a fixed seed, so every trial (any seed, any arm) is scored on the same items.
 """
 
 from __future__ import annotations
@@ -81,6 +90,14 @@ def sample_counts(data_cfg) -> tuple[int, int]:
     return und, gen
 
 
+def matched_steps(data_cfg, batch_size: int) -> int:
+    """Updates a `matched` single-task arm takes: the mixed arm's one epoch over und_samples + gen_samples; 0 for
+    any other arm (its own epoch decides, `_batch_order`)."""
+    if data_cfg.mix_mode != "matched" or data_cfg.tasks == "mixed":
+        return 0
+    return -(-(data_cfg.und_samples + data_cfg.gen_samples) // batch_size)
+
+
 def eval_question_types(data_cfg) -> list[str]:
     """Attributes asked at evaluation: every one that some task names (face colour only when switched on)."""
     domain = get_domain(data_cfg.domain)
@@ -119,7 +136,8 @@ def build_samples(cfg, pool, tokenizer, n_in: int, n_out: int) -> TrialData:
         labels = [IGNORE] * n_prompt + ids[n_prompt: n_prompt + len(a_ids) + 1] + [IGNORE] * (n_out + 2)
         gen.append(Sample(ids, labels, img, "generation", tuple(mentioned)))
 
-    steps = _batch_order(np.random.default_rng(order_ss), n_und, n_gen, cfg.train.batch_size, cfg.train.steps)
+    n_steps = cfg.train.steps or matched_steps(d, cfg.train.batch_size)  # an explicit train.steps wins
+    steps = _batch_order(np.random.default_rng(order_ss), n_und, n_gen, cfg.train.batch_size, n_steps)
     eval_und, eval_gen = _eval_items(d, domain, pool, tokenizer, sp, n_in, cfg.train)
     return TrialData(und=und, gen=gen, steps=steps, eval_und=eval_und, eval_gen=eval_gen)
 

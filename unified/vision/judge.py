@@ -11,6 +11,10 @@ directories (`vision.judge_path`, `vision.loss_judge_path`): see `unified.vision
 
 from __future__ import annotations
 
+import hashlib
+import weakref
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -67,10 +71,43 @@ class Judge(nn.Module):
                 for h, p in preds.items()}
 
     @torch.no_grad()
+    def predict_and_features(self, images, batch: int = 512) -> tuple[dict[str, torch.LongTensor], torch.Tensor]:
+        """`predict` and `features` of the same images from one forward pass per chunk: an evaluation needs both
+        for every generated image, and the two separate calls ran the judge twice. Same chunks, same results."""
+        preds: dict[str, list[torch.Tensor]] = {h: [] for h in self.heads}
+        feats = []
+        for i in range(0, len(images), batch):
+            f, logits = self(to_pixels(images[i:i + batch], self.device))
+            feats.append(f)
+            for h, lg in logits.items():
+                preds[h].append(lg.argmax(-1))
+        if not feats:
+            return self.predict(images, batch), self.features(images, batch)  # the empty shapes, in one place
+        return {h: torch.cat(p) for h, p in preds.items()}, torch.cat(feats)
+
+    @torch.no_grad()
     def features(self, images, batch: int = 512) -> torch.Tensor:
         """uint8 images [B, H, W, 3] -> penultimate features [B, feature_dim] (for the Fréchet distance)."""
         out = [self(to_pixels(images[i:i + batch], self.device))[0] for i in range(0, len(images), batch)]
         return torch.cat(out) if out else torch.zeros(0, self.init_args["feature_dim"], device=self.device)
+
+
+class FixedFeatures:
+    """`judge.features` of an image set that recurs (the real test images every eval point's Fréchet distance
+    compares against), computed once: the key is the images' bytes and the version counters of the judge's
+    parameters, so new images or any in-place change of the weights (training, load_state_dict) recompute."""
+
+    def __init__(self):
+        self._judge, self._key, self._feats = None, None, None  # one entry: a trial evaluates one image set
+
+    def __call__(self, judge: Judge, images) -> torch.Tensor:
+        pixels = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+        key = (hashlib.blake2b(np.ascontiguousarray(pixels).tobytes(), digest_size=16).digest(), pixels.shape,
+               tuple(p._version for p in judge.parameters()))
+        if self._judge is None or self._judge() is not judge or key != self._key:
+            # a weak reference: the memo never keeps a finished trial's judge alive, nor mistakes a new one for it
+            self._judge, self._key, self._feats = weakref.ref(judge), key, judge.features(images)
+        return self._feats
 
 
 def accuracy(judge: Judge, images, labels: dict[str, torch.Tensor]) -> dict[str, float]:

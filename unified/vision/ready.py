@@ -15,14 +15,22 @@ import os
 import uuid
 from pathlib import Path
 
+from unified import determinism
 from unified.cache import damage
-from unified.config import flatten, stable_hash
+from unified.config import flatten
+from unified.hashing import stable_hash
 
 STAGE0_VERSION = 1  # bump when a change to unified/vision changes what a cached part would contain
 
 
+def key_base() -> dict:
+    """What every stage-0 key starts with: the code's version and the kernels this process computes with (the
+    CPU pin and torch's version, unified/determinism.py), so a cache built on another kernel path is not reused."""
+    return {"version": STAGE0_VERSION, **determinism.cache_key()}
+
+
 def _marker(cfg, cache_dir) -> Path:
-    key = stable_hash({"version": STAGE0_VERSION, "data": flatten(cfg.data), "vision": flatten(cfg.vision)})
+    key = stable_hash({**key_base(), "data": flatten(cfg.data), "vision": flatten(cfg.vision)})
     return Path(cache_dir) / "stage0" / f"ready-{key}.json"
 
 

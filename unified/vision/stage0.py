@@ -2,7 +2,7 @@
 
 `build_spaces(cfg, pool, tokenizer, cache_dir)` returns the `VisualSpaces` a trial trains against
 (docs/INTERFACES.md). Each part lives in `<cache_dir>/stage0/<part>-<hash>/`, the hash covering exactly what
-determines it (the pool's key, its vision settings, the parts it depends on, `STAGE0_VERSION`); the frozen
+determines it (the pool's key, its vision settings, the parts it depends on, `ready.key_base()`); the frozen
 features and quality numbers of a set of parts live in `<cache_dir>/stage0/features-<hash>/`. Folders are
 built by one builder at a time and checked against their manifests (unified/cache.py), so concurrent trials or
 nodes never see half a cache, build a part twice, or train on a damaged one.
@@ -24,14 +24,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unified.cache import cached_dir
-from unified.config import stable_hash
 from unified.data.domains import get_domain
+from unified.hashing import stable_hash
 from unified.vision import decoder as dec
 from unified.vision import judge as jdg
 from unified.vision import siglip as sgl
 from unified.vision import vq as vqm
 from unified.vision.features import Whitening, encode_all, pick_device, to_uint8
-from unified.vision.ready import STAGE0_VERSION, mark_ready
+from unified.vision.ready import key_base, mark_ready
 
 # one independent stream per part; the loss judge keeps the stream the single judge had, so it is unchanged
 SEED_OFFSETS = {"loss_judge": 1, "vq": 2, "siglip": 3, "decoder": 4, "judge": 5}
@@ -100,7 +100,7 @@ def _generator(data_seed: int, part: str) -> torch.Generator:
 def _part_keys(cfg, pool, tokenizer) -> dict[str, dict]:
     """What determines each part: its settings, the pool, and the parts it learns from."""
     v = cfg.vision
-    base = {"version": STAGE0_VERSION, "pool": pool.key, "batch": v.stage0_batch}
+    base = {**key_base(), "pool": pool.key, "batch": v.stage0_batch}  # key_base: version, CPU pin, torch
     heads = get_domain(cfg.data.domain).judge_heads(cfg.data)
     judge = {"path": v.judge_path} if v.judge_path else dict(
         base, part="score_judge", heads=heads, steps=v.judge_steps, width=v.judge_width, noise=v.judge_noise)
@@ -197,7 +197,7 @@ def build_spaces(cfg, pool, tokenizer, cache_dir) -> VisualSpaces:
 
     part("decoder", v.decoder_path, make_decoder, dec.save_decoder, dec.load_decoder)
 
-    feature_key = stable_hash({"version": STAGE0_VERSION, "pool": pool.key,
+    feature_key = stable_hash({**key_base(), "pool": pool.key,
                                **{name: stable_hash(k) for name, k in keys.items()}})
     folder, built = cached_dir(root, f"features-{feature_key}",
                                 lambda f: _write_features(f, models, pool, None if v.siglip_path else tokenizer,
