@@ -1,4 +1,4 @@
-"""`unisweep report`: registered by sweeps/cli.py; light to import, so the rest of the CLI stays fast.
+"""`unisweep report`: registered by unisweep/cli.py; light to import, so the rest of the CLI stays fast.
 
     unisweep report SWEEP [SWEEP ...] [--tracking-uri URI] [--experiment NAME] [--out DIR] [--storage DIR] [--json]
 """
@@ -15,7 +15,7 @@ REPORT_JSON = ("one JSON object on stdout, everything else on stderr: sweeps, tr
 
 
 def add_parser(subparsers) -> None:
-    """Register `report` on the `unisweep` command line (sweeps/cli.py calls this with its subparsers)."""
+    """Register `report` on the `unisweep` command line (unisweep/cli.py calls this with its subparsers)."""
     p = subparsers.add_parser("report", help="the paper's findings as verdicts with intervals, figures, Markdown")
     p.add_argument("sweeps", nargs="+", metavar="SWEEP", help="sweep name(s), e.g. quickstart")
     p.add_argument("--tracking-uri", default=None, help=defaults.URI_HELP)

@@ -23,8 +23,8 @@ def run_one(job):
     import torch
 
     torch.set_num_threads(1)
-    from sweeps.cli import build_config
     from unified.train import train
+    from unisweep.cli import build_config
 
     preset, overrides, cache_dir = job
     cfg = build_config(preset, False, overrides)
@@ -75,7 +75,7 @@ def main():
     p.add_argument("--out", default="calibration.jsonl")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
-    from sweeps.cli import parse_overrides
+    from unisweep.cli import parse_overrides
 
     base = parse_overrides(args.overrides)
     jobs = [(args.preset, {**base, "model.variant": v, "data.tasks": arm, "seed": str(s)}, args.cache_dir)

@@ -39,7 +39,7 @@ def main() -> None:
         spec = Path(tmp) / "plan_scale.yaml"
         spec.write_text(spec_text(args.cells, args.seeds, Path(tmp) / "absent.db"))
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-m", "sweeps.cli", "plan", str(spec), "--json"], cwd=ROOT,
+        out = subprocess.run([sys.executable, "-m", "unisweep.cli", "plan", str(spec), "--json"], cwd=ROOT,
                              capture_output=True, text=True, check=True)
         wall = time.perf_counter() - t0
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # Linux: KiB

@@ -44,8 +44,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", help="the stage-0 cache (default: $UNISWEEP_CACHE, else ~/.cache/unisweep)")
     args = parser.parse_args()
 
-    from sweeps.cli import build_config, parse_overrides
     from unified.config import ConfigError, default_cache_dir
+    from unisweep.cli import build_config, parse_overrides
 
     try:  # a wrong key or value is named before anything is loaded or built
         cfg = build_config(args.preset, False, parse_overrides(args.overrides))

@@ -26,10 +26,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.flop_counter import FlopCounterMode
 
-from sweeps.cli import build_config, parse_overrides
 from unified import config as C
 from unified.train import Trainer
 from unified.vision.features import pick_device
+from unisweep.cli import build_config, parse_overrides
 
 
 def matmul_gflops(device: torch.device, n: int | None = None, reps: int | None = None) -> float:

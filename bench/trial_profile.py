@@ -35,7 +35,7 @@ import torch  # noqa: E402  (after T_IMPORT: the table says what importing cost)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable as a script from the repository root
 
-from sweeps.cli import build_config, parse_overrides  # noqa: E402
+from unisweep.cli import build_config, parse_overrides  # noqa: E402
 
 
 class Clock:

@@ -1,23 +1,8 @@
-"""The `unisweep` command line.
+"""The sweep commands of the `unisweep` command line: plan, run, resume, status, runs, doctor.
 
-    unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
-    unisweep plan SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--json]   # what a sweep would run
-    unisweep run SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--address ADDR] [--storage PATH] [--json]
-    unisweep resume NAME [--tracking-uri URI] [--experiment E] [--json]   # finish an interrupted sweep
-    unisweep status NAME [--tracking-uri URI] [--experiment E] [--json]   # trials by status, best so far
-    unisweep runs [--sweep NAME] [--where EXPR] [--json]                  # trial runs from MLflow
-    unisweep report SWEEP [--tracking-uri URI] [--out DIR] [--json]       # the findings as verdicts, Markdown
-    unisweep doctor [SPEC] [--address ADDR] [--tracking-uri URI] [--storage PATH] [--json]  # before a cluster sweep
-
-Where (each a flag, else an environment variable, else a default):
-  store       --tracking-uri, else $MLFLOW_TRACKING_URI, else the spec's tracking.uri, else sqlite:///<cwd>/mlflow.db
-  experiment  --experiment, else $MLFLOW_EXPERIMENT_NAME, else for plan/run the spec's tracking.experiment (else
-              unisweep); for a sweep's name (resume, status, runs --sweep, report) the experiment holding its
-              parent run (one in several experiments: name it)
-  Ray         --address, else $RAY_ADDRESS, else a local Ray
-  caches      --cache-dir, else $UNISWEEP_CACHE, else ~/.cache/unisweep
---json prints one JSON object on stdout (its keys in each command's --help; `runs --json` a list); everything
-else goes to stderr.
+unisweep/cli.py gathers them with `train` and `report`; `add_parsers` registers them. The analysis a sequential
+sweep needs after each round (`undecided`) and the expected seeds `plan` prints are passed in, so this package
+imports nothing from analysis/.
 
 Exit codes (run, resume, status):
   0    every trial FINISHED
@@ -33,64 +18,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata
 import json
-import math
 import os
-import re
 import sys
-import time
-from pathlib import Path
+import typing
 
 from sweeps import defaults
-from sweeps.errors import Ambiguous, NotFound, SweepBusy
 from sweeps.output import print_json, stdout_to_stderr
-from unified import config as C
-from unified import determinism
+from sweeps.sequential import Sequential, Undecided
 
 OK, FAILED, BAD_INPUT, UNFINISHED, BUSY = 0, 1, 2, 3, 4  # exit codes; 128 + the signal after an interrupt
 CODES = {"finished": OK, "failed": FAILED, "unfinished": UNFINISHED}
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, str]:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise C.ConfigError(f"expected key=value, got {pair!r} (e.g. model.variant=vq-vq)")
-        out[key.strip()] = value
-    return out
-
-
-def build_config(preset: str, smoke: bool, overrides: dict[str, str]) -> C.ExperimentConfig:
-    cfg = C.preset(preset)
-    if smoke:
-        cfg = C.smoke(cfg)
-    return C.resolve(C.override(cfg, overrides))
-
-
-def _fmt(metrics: dict) -> str:
-    keys = [k for k in metrics if k.startswith("eval/")] + ["train/loss"]
-    return "  ".join(f"{k.removeprefix('eval/')}={metrics[k]:.4g}" for k in keys if k in metrics)
-
-
-def cmd_train(args) -> int:
-    cfg = build_config(args.preset, args.smoke, parse_overrides(args.overrides))  # errors before slow imports
-    from unified.train import train  # late: torch and transformers take seconds to import
-
-    determinism.pin()  # one thread, deterministic algorithms; the kernels were pinned in `main`
-
-    t0 = time.perf_counter()
-    print(f"training {cfg.model.variant} tasks={cfg.data.tasks} seed={cfg.seed} cell={C.cell_hash(cfg)}", flush=True)
-
-    def report(metrics, step, state=None):
-        if state is not None:
-            print(f"[{step:3d}%] {time.perf_counter() - t0:6.1f}s  {_fmt(metrics)}", flush=True)
-
-    final = train(cfg, report, cache_dir=args.cache_dir)
-    final["time/total_s"] = time.perf_counter() - t0
-    print(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in final.items()}))
-    return 0
 
 
 def cmd_plan(args) -> int:
@@ -103,7 +41,8 @@ def cmd_plan(args) -> int:
     spec, _ = load(args.spec)
     where = Tracking(defaults.tracking_uri(args.tracking_uri, spec.tracking.uri),
                      defaults.experiment_name(args.experiment, spec.tracking.experiment))
-    plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri, expected_seeds=_expected_seeds)
+    plan = make_plan(dataclasses.replace(spec, tracking=where), args.smoke, where.uri,
+                     expected_seeds=args.expected_seeds)
     print(json.dumps(plan.as_json()) if args.json else format_plan(plan))
     return OK
 
@@ -116,7 +55,7 @@ def cmd_run(args) -> int:
     with _json_mode(args):
         result = run_sweep(spec, text, args.smoke, args.tracking_uri, args.address,
                            args.cache_dir, args.storage, progress=_say, experiment_name=args.experiment,
-                           retry_failed=args.retry_failed, undecided=_undecided)
+                           retry_failed=args.retry_failed, undecided=args.undecided)
         outcome, code = _summary(result, spec.name)
     if args.json:
         print_json(sweep_json(result, spec.name, outcome))
@@ -129,26 +68,11 @@ def cmd_resume(args) -> int:
     with _json_mode(args):
         result = resume_sweep(args.name, args.tracking_uri, args.experiment, True if args.smoke else None,
                               address=args.address, cache_dir=args.cache_dir, storage=args.storage, progress=_say,
-                              retry_failed=args.retry_failed, undecided=_undecided)
+                              retry_failed=args.retry_failed, undecided=args.undecided)
         outcome, code = _summary(result, args.name)
     if args.json:
         print_json(sweep_json(result, args.name, outcome))
     return code
-
-
-def _expected_seeds(plan) -> float:
-    """Seeds a cell of a sequential spec is expected to take: the rule simulated at the quickstart's per-seed
-    spread of a finding-1 gain (sd 0.08) and a true effect of 0.05 (docs/SEQUENTIAL.md)."""
-    from analysis.sequential import Schedule, simulate  # late: scipy
-
-    return simulate(1000, 0.05, 0.08, Schedule(plan.first, plan.step, plan.max), precision=plan.precision).mean_seeds
-
-
-def _undecided(look) -> set[str]:
-    """Seeds until decided: the analysis tells the driver which cells still need seeds (sweeps/sequential.py)."""
-    from analysis.undecided import undecided_cells  # late: pandas and scipy
-
-    return undecided_cells(look)
 
 
 def _say(line: str) -> None:
@@ -241,15 +165,6 @@ def cmd_doctor(args) -> int:
     return OK if all(c.ok for c in checks) else FAILED
 
 
-def version() -> str:
-    """The installed distribution's version; in a checkout that was never installed, pyproject.toml's."""
-    try:
-        return importlib.metadata.version("unisweep")
-    except importlib.metadata.PackageNotFoundError:
-        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
-        return re.search(r'^version\s*=\s*"([^"]+)"', text, re.MULTILINE)[1]
-
-
 RUN_JSON = ("one JSON object on stdout, everything else on stderr: sweep, tracking_uri, experiment, trials (planned), "
             "skipped (already FINISHED), finished, failed, failed_for_good (diverged earlier, not rerun) and not_run "
             "(trial names), interrupted, signal, outcome (finished, failed, unfinished or interrupted), wall_s, "
@@ -260,19 +175,11 @@ CACHE_HELP = "stage-0 and dataset caches (default: $UNISWEEP_CACHE, else ~/.cach
 EXIT_CODES = __doc__[__doc__.index("Exit codes"):]
 
 
-def make_parser() -> argparse.ArgumentParser:
+def add_parsers(sub, undecided: Undecided | None = None,
+                expected_seeds: typing.Callable[[Sequential], float] | None = None) -> None:
+    """Register the sweep commands on `sub` (unisweep/cli.py). `undecided`: the cells a sequential sweep's
+    analysis still wants seeds for; `expected_seeds`: what `plan` prints as a sequential cell's expected seeds."""
     raw = argparse.RawDescriptionHelpFormatter  # keeps the epilog's table as written
-    parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0], formatter_class=raw,
-                                     epilog=__doc__[__doc__.index("Where"):])
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("train", help="train and evaluate one model (no Ray, no MLflow)")
-    p.add_argument("--preset", default="smartwatch-cpu", help=f"one of {', '.join(C.PRESETS)}")
-    p.add_argument("--smoke", action="store_true", help="shrink the preset to seconds")
-    p.add_argument("--cache-dir", default=None, help=CACHE_HELP)
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted config keys, e.g. model.variant=vq-vq")
-    p.set_defaults(func=cmd_train)
-
     p = sub.add_parser("plan", help="what a sweep spec would run; launches nothing")
     p.add_argument("spec", help="a sweep YAML (sweeps/quickstart.yaml), or a suite: a folder with a suite.yaml "
                                 "(sweeps/paper/) or that file")
@@ -280,7 +187,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
     p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object instead of the table")
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=cmd_plan, expected_seeds=expected_seeds)
 
     p = sub.add_parser("run", help="run a sweep on Ray Tune; every trial logged to MLflow once", epilog=EXIT_CODES,
                        formatter_class=raw)
@@ -290,7 +197,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help=defaults.SPEC_URI_HELP)
     p.add_argument("--experiment", default=None, help=defaults.SPEC_EXPERIMENT_HELP)
     _launch_args(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, undecided=undecided)
 
     p = sub.add_parser("resume", help="finish an interrupted sweep from the spec its MLflow parent run holds",
                        epilog=EXIT_CODES, formatter_class=raw)
@@ -300,7 +207,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--tracking-uri", default=None, help=defaults.URI_HELP)
     p.add_argument("--experiment", default=None, help=defaults.EXPERIMENT_HELP)
     _launch_args(p)
-    p.set_defaults(func=cmd_resume)
+    p.set_defaults(func=cmd_resume, undecided=undecided)
 
     p = sub.add_parser("status", help="summarise a sweep from MLflow; the exit code says how it stands",
                        epilog=EXIT_CODES, formatter_class=raw)
@@ -330,11 +237,6 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object: ok, checks ([{name, ok, detail}])")
     p.set_defaults(func=cmd_doctor)
 
-    from analysis.cli import add_parser as add_report_parser
-
-    add_report_parser(sub)
-    return parser
-
 
 def _launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", default=None, help="a Ray cluster address, e.g. ray://head:10001 or auto "
@@ -347,28 +249,3 @@ def _launch_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help=RUN_JSON)
 
 
-def main(argv: list[str] | None = None) -> int:
-    # Before any command imports torch: ATen, MKL and oneDNN choose their kernels once (unified/determinism.py)
-    determinism.apply_env()
-    args = make_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (C.ConfigError, NotFound, Ambiguous) as e:
-        print(f"unisweep: error: {defaults.redact(str(e))}", file=sys.stderr)
-        return BAD_INPUT
-    except SweepBusy as e:
-        print(f"unisweep: error: {e}", file=sys.stderr)
-        return BUSY
-    except Exception as e:
-        if not type(e).__module__.startswith("mlflow"):
-            raise
-        # an unreachable or refusing store: one line, without the password a URI may hold
-        print(f"unisweep: error: the MLflow store: {defaults.redact(' '.join(str(e).split()))}", file=sys.stderr)
-        return BAD_INPUT
-    except BrokenPipeError:  # `unisweep plan ... | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -236,7 +236,7 @@ def _build_stage0(trials: list[Trial], cache_dir: str, progress) -> None:
         from unified.data.tokenizer import build_tokenizer
         from unified.vision.stage0 import build_spaces
 
-        determinism.pin()  # the kernels were pinned at start-up (sweeps/cli.py); here the threads and algorithms
+        determinism.pin()  # the kernels were pinned at start-up (unisweep/cli.py); here the threads and algorithms
         for cfg in missing:
             pool = load_pool(cfg.data, cache_dir)
             build_spaces(cfg, pool, build_tokenizer(cfg.data.domain, cfg.data.tokenizer_path), cache_dir)

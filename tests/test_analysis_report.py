@@ -119,7 +119,7 @@ def test_report_command_prints_the_verdict_table_and_writes_reports_slash_sweep(
     uri, _ = analysis_store
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # the default store when --tracking-uri is not given
-    from sweeps.cli import make_parser
+    from unisweep.cli import make_parser
 
     parser = make_parser()  # `report` as the unisweep command line registers it
     args = parser.parse_args(["report", "nulleffect"])

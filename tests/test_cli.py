@@ -9,7 +9,7 @@ import pytest
 
 def run_cli(*args, cache_dir=None):
     extra = ["--cache-dir", str(cache_dir)] if cache_dir else []
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", "train", *extra, *args],
+    return subprocess.run([sys.executable, "-m", "unisweep.cli", "train", *extra, *args],
                           capture_output=True, text=True, timeout=600)
 
 

@@ -16,9 +16,9 @@ import pytest
 from analysis_stores import without_fsync
 from mlflow import MlflowClient
 
-from sweeps import cli
 from sweeps import spec as S
 from sweeps import tracking as T
+from unisweep import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SADeprecationWarning")  # docs/PLATFORM.md §6
 
@@ -77,7 +77,7 @@ def log_sweep(store, name: str, experiment: str, statuses=("FINISHED",) * 4) -> 
 
 def unisweep(*args, env: dict | None = None, cwd=None) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME")}
-    return subprocess.run([sys.executable, "-m", "sweeps.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "unisweep.cli", *args], capture_output=True, text=True, timeout=120,
                           env={**clean, **(env or {})}, cwd=cwd or ROOT)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.cli import make_parser
 from sweeps.spec import load_spec
+from unisweep.cli import make_parser
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = (ROOT / "docs" / "CLUSTER.md").read_text()

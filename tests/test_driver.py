@@ -74,7 +74,7 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
     mixed = list_runs(spec.tracking.uri, "tests", "drive", where="params.data.tasks = 'mixed'")
     assert [r["tasks"] for r in mixed] == ["mixed"] and "eval/und/total" in mixed[0]["metrics"]
 
-    cli = [sys.executable, "-m", "sweeps.cli"]
+    cli = [sys.executable, "-m", "unisweep.cli"]
     out = subprocess.run([*cli, "runs", "--sweep", "drive", "--experiment", "tests", "--json",
                           "--tracking-uri", spec.tracking.uri], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and len(json.loads(out.stdout)) == 3
@@ -85,8 +85,8 @@ def test_a_smoke_sweep_logs_every_trial_once_and_reruns_nothing(tmp_path, cache_
 
 def test_a_crashed_trial_is_failed_and_resume_finishes_it_in_the_same_run(tmp_path, cache_dir, ray_local,
                                                                           monkeypatch, capsys):
-    from sweeps.cli import main
     from sweeps.driver import CRASH_ENV
+    from unisweep.cli import main
 
     text = SPEC.format(db=tmp_path / "mlflow.db", storage=tmp_path / "ray")
     text = text.replace("[mixed, understanding]", "[understanding]").replace("name: drive", "name: crashy")
@@ -223,7 +223,7 @@ resources: {{workers_per_trial: 1, cpus_per_worker: 1, execution: train}}
 
 def test_a_diverged_trial_fails_for_good_once_and_is_rerun_only_when_asked(tmp_path, cache_dir, ray_local,
                                                                            capsys):
-    from sweeps.cli import main
+    from unisweep.cli import main
 
     db, storage = tmp_path / "mlflow.db", tmp_path / "ray"
     path = tmp_path / "spec.yaml"

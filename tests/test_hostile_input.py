@@ -9,9 +9,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sweeps import cli
 from sweeps import spec as S
 from unified import config as C
+from unisweep import cli
 
 SECTIONS = ["name", "base", "description", "overrides", "seeds", "seed_scope", "grid", "search", "resources",
             "tracking", "storage", "smoke", "extends", "nosuch"]

@@ -110,7 +110,7 @@ def _driver(tmp_path, ray_local, cache_dir, name: str, command: str, env: dict |
     spec.write_text(SPEC.format(name=name, db=tmp_path / "mlflow.db", storage=tmp_path / "ray"))
     target = [str(spec), "--smoke"] if command == "run" else [
         name, "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "--experiment", "tests"]
-    cmd = [sys.executable, "-m", "sweeps.cli", command, *target, "--cache-dir", str(cache_dir),
+    cmd = [sys.executable, "-m", "unisweep.cli", command, *target, "--cache-dir", str(cache_dir),
            "--address", ray_local.get_runtime_context().gcs_address]
     out_dir = tmp_path / f"{name}-{command}-{time.monotonic_ns()}"
     out_dir.mkdir()

@@ -34,7 +34,7 @@ def _train(path: dict, pinned: bool, cache: Path) -> dict:
     """`unisweep train --smoke` in a fresh process on kernel path `path`: its final metrics but timings."""
     env = {k: v for k, v in os.environ.items() if k not in determinism.CPU_PIN and k != determinism.SWITCH}
     env.update(path, **{determinism.SWITCH: "1" if pinned else "0"})
-    out = subprocess.run([sys.executable, "-m", "sweeps.cli", "train", "--smoke", "--cache-dir", str(cache), *SMALL],
+    out = subprocess.run([sys.executable, "-m", "unisweep.cli", "train", "--smoke", "--cache-dir", str(cache), *SMALL],
                          env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     final = json.loads(out.stdout.strip().splitlines()[-1])

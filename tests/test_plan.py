@@ -51,7 +51,7 @@ def test_plan_counts_finished_trials_and_estimates_from_past_durations(tmp_path)
 def test_plan_cli_json_and_errors(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(SPEC)
-    cmd = [sys.executable, "-m", "sweeps.cli", "plan", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
+    cmd = [sys.executable, "-m", "unisweep.cli", "plan", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"]
     out = subprocess.run([*cmd, str(good), "--smoke", "--json"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     plan = json.loads(out.stdout)

@@ -136,7 +136,7 @@ def test_the_storage_a_launch_recorded_is_where_the_report_looks(tmp_path):
 
 def test_report_command_takes_the_studies_storage(search_store, tmp_path, capsys):
     uri, root, _ = search_store
-    from sweeps.cli import make_parser
+    from unisweep.cli import make_parser
 
     parser = make_parser()
     args = parser.parse_args(["report", "searched", "--tracking-uri", uri, "--out", str(tmp_path / "a"),

@@ -16,7 +16,7 @@ stage 0, each trial, `unisweep train`) uses the kernels below, measured on torch
 - `OMP_NUM_THREADS=1`, `MKL_NUM_THREADS=1`: a sum split over two threads rounds differently from one.
 
 ATen, MKL and oneDNN read these once, at their first call, so the variables must be in the environment before
-the process runs its first tensor op: `apply_env()` sets them in `sweeps/cli.py` before anything imports torch,
+the process runs its first tensor op: `apply_env()` sets them in `unisweep/cli.py` before anything imports torch,
 child processes get them from `pinned_env()` (Ray workers through `sweeps/driver.py::trial_env_vars`), and a
 process that imported torch unpinned stays unpinned, and says so in its cache keys (`cache_key`).
 

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unified import determinism
 from unified.cache import cached_dir
 from unified.config import BackboneConfig
 from unified.data.dataset import pool_key
@@ -35,10 +36,12 @@ SEED_OFFSET = 6  # its own stream of data.seed, beside the visual parts' (unifie
 
 def prior_key(cfg) -> dict:
     """Everything the prior depends on: the images' attributes, the text frequencies, the vocabulary and the
-    backbone's shape. Not the trial's seed, task or budget: all arms of a dataset share it."""
+    backbone's shape, and the kernels it is trained with (the CPU pin, unified/determinism.py). Not the trial's
+    seed, task or budget: all arms of a dataset share it."""
     d, b = cfg.data, cfg.backbone
-    return {"version": VERSION, "pool": pool_key(d), "freq": d.freq, "extra_turn_p": d.extra_turn_p,
-            "tokenizer": d.tokenizer_path or d.domain, "size": b.size, "steps": b.text_steps}
+    return {"version": VERSION, **determinism.cache_key(), "pool": pool_key(d), "freq": d.freq,
+            "extra_turn_p": d.extra_turn_p, "tokenizer": d.tokenizer_path or d.domain, "size": b.size,
+            "steps": b.text_steps}
 
 
 def prior_dir(cfg, cache_dir) -> Path:
