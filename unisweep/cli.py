@@ -1,6 +1,5 @@
 """The `unisweep` command line: the composition root that gathers each package's commands.
 
-
     unisweep train [--preset NAME] [--smoke] [key=value ...]     # one training, no Ray; JSON metrics last
     unisweep plan SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--json]   # what a sweep would run
     unisweep run SPEC [--smoke] [--tracking-uri URI] [--experiment E] [--address ADDR] [--storage PATH] [--json]
@@ -20,14 +19,7 @@ Where (each a flag, else an environment variable, else a default):
 --json prints one JSON object on stdout (its keys in each command's --help; `runs --json` a list); everything
 else goes to stderr.
 
-Exit codes (run, resume, status):
-  0    every trial FINISHED
-  1    a trial FAILED and none is left to run (run and resume name them on stderr)
-  2    bad input, e.g. no such spec, sweep or experiment: a one-line reason on stderr
-  3    unfinished: a trial still RUNNING or SCHEDULED (the sweep runs, or was interrupted: `unisweep resume NAME`)
-  4    busy: another live driver runs this sweep (run and resume; its host, pid and start on stderr)
-  130  Ctrl-C stopped the sweep; 143: a SIGTERM did (e.g. `ray job stop`). `unisweep resume NAME` runs the
-       trials it cut short or never started
+Exit codes (run, resume, status): sweeps/cli.py (printed at the end of `unisweep --help`).
 """
 
 from __future__ import annotations
@@ -120,7 +112,8 @@ def version() -> str:
 def make_parser() -> argparse.ArgumentParser:
     raw = argparse.RawDescriptionHelpFormatter  # keeps the epilog's table as written
     parser = argparse.ArgumentParser(prog="unisweep", description=__doc__.split("\n")[0], formatter_class=raw,
-                                     epilog=__doc__[__doc__.index("Where"):])
+                                     epilog=__doc__[__doc__.index("Where"):__doc__.index("Exit codes")]
+                                     + sweep_commands.EXIT_CODES)
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train and evaluate one model (no Ray, no MLflow)")
