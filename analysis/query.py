@@ -38,7 +38,7 @@ from sweeps.errors import NotFound
 log = logging.getLogger(__name__)
 
 HISTORY_KEYS = ("eval/und/total", "eval/gen/attr_acc")
-TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", "unisweep.variant": "variant",
+TAG_COLUMNS = {tracking.SWEEP: "sweep", tracking.CELL: "cell", tracking.SEED: "seed", tracking.VARIANT: "variant",
                tracking.SMOKE: "smoke", tracking.STOPPED_EARLY: "stopped_early", tracking.STUDY: "study",
                tracking.CPU: "cpu", tracking.MEMBERS: "members"}
 BULK_RUNS = 500  # run ids per bulk query: well under SQLite's bound-parameter limit

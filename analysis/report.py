@@ -30,7 +30,7 @@ from analysis import document as D
 from analysis import findings as F
 from analysis import floors, html, query, search_report
 from analysis.sequential import DEFAULT_PRECISION, Schedule
-from sweeps import tracking
+from sweeps import schema
 from sweeps.defaults import redact
 from sweeps.errors import NotFound
 
@@ -64,7 +64,7 @@ def write_report(uri: str, sweeps: list[str] | str, out_dir: str | Path, experim
     # Searches are drawn afresh each time: their studies live outside MLflow, so its cache key cannot vouch for them.
     searches, search_figures = search_report.section(
         query.spec_texts(uri, data.parents), trials, out / "figures", storage,
-        recorded=query.parent_tag(uri, data.parents, tracking.STORAGE))
+        recorded=query.parent_tag(uri, data.parents, schema.STORAGE))
 
     doc = blocks(sweeps, uri, trials, verdicts, figures, notes, data.cached, searches)
     (out / "report.md").write_text(D.markdown(doc))

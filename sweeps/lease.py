@@ -19,9 +19,10 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+from sweeps import schema
 from sweeps.errors import SweepBusy
 
-OWNER, SINCE, BEAT = "unisweep.lease.owner", "unisweep.lease.since", "unisweep.lease.heartbeat"
+OWNER, SINCE, BEAT = schema.LEASE_OWNER, schema.LEASE_SINCE, schema.LEASE_BEAT  # tags of the parent run
 TTL_ENV = "UNISWEEP_LEASE_TTL_S"
 SETTLE_S = 1.0  # between writing a claim and reading it back: longer than one driver's check-then-write
 

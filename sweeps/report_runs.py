@@ -23,7 +23,7 @@ def list_runs(uri: str, experiment: str | None, sweep: str | None, where: str | 
     for r in tracking.search_trials(client, experiment_id, sweep, where):
         rows.append({"run_id": r.info.run_id, "name": r.info.run_name, "status": r.info.status,
                      "sweep": r.data.tags.get(tracking.SWEEP), "cell": r.data.tags.get(tracking.CELL),
-                     "seed": int(r.data.tags.get(tracking.SEED, -1)), "variant": r.data.tags.get("unisweep.variant"),
+                     "seed": int(r.data.tags.get(tracking.SEED, -1)), "variant": r.data.tags.get(tracking.VARIANT),
                      "tasks": r.data.params.get("data.tasks"), "metrics": dict(r.data.metrics)})
     return sorted(rows, key=lambda row: row["name"] or "")
 

@@ -53,7 +53,6 @@ import dataclasses
 import difflib
 import itertools
 import os
-import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,10 +60,10 @@ from pathlib import Path
 import yaml
 
 from sweeps.defaults import DEFAULT_EXPERIMENT, absolute_tracking_uri, experiment_name, tracking_uri
+from sweeps.schema import NAME_PATTERN
 from sweeps.sequential import DEFAULT_PRECISION, Sequential
 from unified import config as C
 
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 DISTRIBUTIONS = ("uniform", "loguniform", "int", "choice")
 MODES = ("max", "min")
 EXECUTIONS = ("auto", "train")

@@ -30,6 +30,28 @@ from mlflow.exceptions import MlflowException
 
 from sweeps.defaults import EXPERIMENT_ENV, redact
 from sweeps.errors import Ambiguous, NotFound
+from sweeps.schema import (  # noqa: F401  (re-exported: `tracking.SWEEP` and its kin name the record's tags)
+    AXIS,
+    CELL,
+    CPU,
+    DIRTY,
+    ERROR,
+    EVAL_CLOCK,
+    FOR_GOOD,
+    GIT_SHA,
+    MEMBERS,
+    NAME_PATTERN,
+    PRESET_VERSION,
+    ROLE,
+    SEED,
+    SMOKE,
+    STOPPED_EARLY,
+    STORAGE,
+    STUDY,
+    SWEEP,
+    VARIANT,
+    VERSION,
+)
 from sweeps.store_open import open_client
 from unified import config as C
 
@@ -40,21 +62,6 @@ HOLD_TRAIN_S = 10.0  # train/* metrics wait up to this long for one batch: a SQL
 # purpose: a new run replaces it.
 REUSABLE = ("FINISHED", "RUNNING", "FAILED", "SCHEDULED")
 VERSIONED = ("unisweep", "torch", "ray", "mlflow", "optuna", "transformers")
-ROLE, SWEEP, CELL, SEED, SMOKE = "unisweep.role", "unisweep.sweep", "unisweep.cell", "unisweep.seed", "unisweep.smoke"
-MEMBERS = "unisweep.members"  # a suite's trial: the member specs that ask for its cell, comma-separated
-STUDY = "unisweep.study"  # a search trial: the grid cell whose Optuna study sampled it
-AXIS = "unisweep.axis."  # + a key that varies across the sweep (sweeps.spec.varying_axes) = the trial's value
-STOPPED_EARLY = "unisweep.stopped_early"  # ASHA stopped it: FINISHED, with fewer eval points than the budget
-ERROR = "unisweep.error"  # why a FAILED run failed, one line
-FOR_GOOD = "unisweep.failed_for_good"  # "true": FAILED for a reason a rerun cannot change (a diverging loss)
-# on a trial run: the CPU its rank 0 trained on and torch's kernels for it (sweeps/trial.py): the same seed gives
-# other floats on another CPU, and a trajectory near a threshold can end elsewhere (docs/LOG.md, 2026-12-01)
-CPU = "unisweep.cpu"
-# on the parent run and every trial run: "<base preset> v<N>" (unified.config.PRESET_VERSIONS), which calibration
-# of the preset the sweep built on; the trial copies it from its parent, the only place that knows the spec's base
-PRESET_VERSION = "unisweep.preset_version"
-STORAGE = "unisweep.storage"  # on a parent run: where its launch kept Ray results and Optuna studies
-EVAL_CLOCK = "time/train_s"  # logged at every eval point and only there: which eval points a run reached
 MAX_TAG_CHARS = 5000
 
 
@@ -100,11 +107,11 @@ def provenance_tags() -> dict[str, str]:
 
     sha = git("rev-parse", "HEAD")
     dirty = git("status", "--porcelain", "--untracked-files=no")
-    tags = {"unisweep.git_sha": sha or "unknown",
-            "unisweep.dirty": "unknown" if dirty is None or sha is None else str(bool(dirty)).lower()}
+    tags = {GIT_SHA: sha or "unknown",
+            DIRTY: "unknown" if dirty is None or sha is None else str(bool(dirty)).lower()}
     for package in VERSIONED:
         try:
-            tags[f"unisweep.version.{package}"] = importlib.metadata.version(package)
+            tags[f"{VERSION}{package}"] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             pass
     return tags
@@ -184,7 +191,7 @@ def trial_run(client: MlflowClient, experiment_id: str, parent_id: str, trial, s
     found = [r for r in _search(client, experiment_id, _tag_filter(ids)) if r.info.status in reusable]
     found.sort(key=lambda r: (reusable.index(r.info.status), -r.info.start_time))
     point = {**trial.overrides, "seed": trial.seed}
-    tags = {**ids, "mlflow.parentRunId": parent_id, "unisweep.variant": trial.config.model.variant,
+    tags = {**ids, "mlflow.parentRunId": parent_id, VARIANT: trial.config.model.variant,
             SMOKE: _flag(smoke), **provenance_tags(), **{f"{AXIS}{k}": str(point[k]) for k in axes if k in point},
             **{k: v for k, v in client.get_run(parent_id).data.tags.items() if k == PRESET_VERSION},
             **({MEMBERS: ",".join(trial.members)} if getattr(trial, "members", ()) else {}), **(extra_tags or {})}
@@ -335,7 +342,6 @@ def find_experiment(uri: str, sweeps: list[str], experiment: str | None = None) 
     named = experiment or os.environ.get(EXPERIMENT_ENV)
     if named:
         return named
-    from sweeps.spec import NAME_PATTERN
 
     client = _reader(uri)
     names = {e.experiment_id: e.name for e in _experiments(client)}

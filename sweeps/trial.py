@@ -27,12 +27,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from sweeps import schema
 from sweeps.job import TrialJob
 
 STATE_FILE = "state.pt"
-NODE_TAG = "unisweep.node"
-NODES_TAG = "unisweep.nodes"  # a Ray Train trial's worker nodes, by rank, comma-separated
-RESUMED_TAG = "unisweep.resumed_from"  # the percent a restarted trial resumed from (its last checkpoint)
+NODE_TAG, NODES_TAG, RESUMED_TAG = schema.NODE, schema.NODES, schema.RESUMED_FROM  # the record's (sweeps/schema.py)
 
 
 def run_trial(config: dict, tracking_uri: str) -> None:
