@@ -61,7 +61,12 @@ def compile_suite(path: str | Path) -> str:
         path = path / SUITE_FILE
         if not path.is_file():
             raise SpecError(str(path.parent), f"a folder runs as a suite: it needs a {SUITE_FILE} listing its specs")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise SpecError(str(path), f"not a readable YAML suite: {' '.join(str(e).split())[:200]}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(str(path), "a suite is a YAML mapping (suite, specs, seeds, ...)")
     for key in raw:
         if key not in KEYS:
             raise SpecError(f"{path}: {key}", f"unknown key {key!r}; valid: {', '.join(KEYS)}")

@@ -87,6 +87,12 @@ def test_a_bad_suite_is_named_before_anything_runs(tmp_path, change, where, says
 def test_a_folder_without_a_suite_file_says_what_it_needs(tmp_path):
     with pytest.raises(S.SpecError, match="needs a suite.yaml"):
         suite.load(tmp_path)
+    (tmp_path / "suite.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(S.SpecError, match="a YAML mapping"):
+        suite.load(tmp_path)
+    (tmp_path / "suite.yaml").write_text("suite: [unclosed\n")
+    with pytest.raises(S.SpecError, match="not a readable YAML suite"):
+        suite.load(tmp_path)
 
 
 def test_the_paper_suite_plans_every_verdict_spec_once():
